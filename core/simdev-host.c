@@ -180,7 +180,7 @@ int simdev_host_extents(struct dcdfs_simdev *dev, struct dcdfs_extent **ret,
 	return collect_locked(dev, st, true, ret, ret_nr);
 }
 
-void simdev_events_free(struct simdev_event *events, size_t nr)
+void backend_events_free(struct backend_event *events, size_t nr)
 {
 	for (size_t i = 0; events && i < nr; i++)
 		free(events[i].extents);
@@ -188,7 +188,7 @@ void simdev_events_free(struct simdev_event *events, size_t nr)
 }
 
 static int event_extents_locked(struct dcdfs_simdev *dev,
-				struct simdev_event *ev)
+				struct backend_event *ev)
 {
 	bool add = ev->info.kind == DCDFS_EVENT_ADD;
 	sqlite3_stmt *st;
@@ -200,9 +200,9 @@ static int event_extents_locked(struct dcdfs_simdev *dev,
 }
 
 static int events_locked(struct dcdfs_simdev *dev, bool all,
-			 struct simdev_event **ret, size_t *ret_nr)
+			 struct backend_event **ret, size_t *ret_nr)
 {
-	struct simdev_event *v = NULL, *nv;
+	struct backend_event *v = NULL, *nv;
 	size_t nr = 0, cap = 0;
 	sqlite3_stmt *st;
 	uint64_t id;
@@ -234,7 +234,7 @@ static int events_locked(struct dcdfs_simdev *dev, bool all,
 			rc = event_extents_locked(dev, &v[i]);
 	}
 	if (rc < 0) {
-		simdev_events_free(v, nr);
+		backend_events_free(v, nr);
 		return rc;
 	}
 	*ret = v;
@@ -243,7 +243,7 @@ static int events_locked(struct dcdfs_simdev *dev, bool all,
 }
 
 int simdev_host_events(struct dcdfs_simdev *dev, bool all,
-		       struct simdev_event **ret, size_t *ret_nr)
+		       struct backend_event **ret, size_t *ret_nr)
 {
 	clear_error();
 	if (!dev->attached)
@@ -308,7 +308,7 @@ static int accept_locked(struct dcdfs_simdev *dev, uint64_t event,
 {
 	_cleanup_free_ struct dcdfs_extent *offered = NULL;
 	_cleanup_free_ bool *mark = NULL;
-	struct simdev_event ev = { 0 };
+	struct backend_event ev = { 0 };
 	size_t nr_offered;
 	int rc;
 

@@ -15,6 +15,7 @@
 
 #include <dcdfs/libdcdfs.h>
 
+#include "backend.h"
 #include "private.h"
 
 /* "DCDF": the SQLite application_id of a device database. */
@@ -121,19 +122,6 @@ void bell_drain(int fd);
 /* Host side, for backend-sim.c and the unit tests                          */
 /* ------------------------------------------------------------------------ */
 
-/**
- * struct simdev_event - a pending event with its extents
- * @info: the event
- * @extents: add: the extents offered, in arrival order; release: the
- *	     extents asked for (or taken, when forced)
- * @nr_extents: number of @extents
- */
-struct simdev_event {
-	struct dcdfs_event_info info;
-	struct dcdfs_extent *extents;
-	size_t nr_extents;
-};
-
 /*
  * simdev_host_attach() - become host @host for region @region
  *
@@ -164,8 +152,7 @@ int simdev_host_extents(struct dcdfs_simdev *dev, struct dcdfs_extent **ret,
  * NEW ones, and with @all the REFUSED releases too (after a restart).
  */
 int simdev_host_events(struct dcdfs_simdev *dev, bool all,
-		       struct simdev_event **ret, size_t *ret_nr) _must_check_;
-void simdev_events_free(struct simdev_event *events, size_t nr);
+		       struct backend_event **ret, size_t *ret_nr) _must_check_;
 
 /*
  * simdev_host_accept() - the Add DC Response to an add event: @accepted (a

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -455,6 +456,332 @@ DCDFS_EXPORT int dcdfs_simdev_foreach_event(struct dcdfs_simdev *dev, int host,
  * how), or a database error.
  */
 DCDFS_EXPORT int dcdfs_simdev_check(struct dcdfs_simdev *dev);
+
+
+/* ------------------------------------------------------------------------ */
+/* The host: allocations, pins and releases                                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A host presents the allocations it holds on one DC region of one backend.
+ * An allocation is an untagged extent, or all extents sharing a tag; it is
+ * what a file stands for.  Pins (open files, mappings) keep the FM from
+ * taking it back; see docs/design.md for the state machine.
+ */
+struct dcdfs_host;
+struct dcdfs_alloc;
+
+/**
+ * enum dcdfs_alloc_state - where an allocation is in its life
+ *
+ * Transitions happen only in alloc_set_state_locked(), under the host lock,
+ * against the table in core/host.c.
+ *
+ * @DCDFS_ALLOC_OFFERED: named while the device is told the host accepts it;
+ *	cannot be pinned yet
+ * @DCDFS_ALLOC_ACTIVE: held; may be pinned, read and written
+ * @DCDFS_ALLOC_RELEASE_PENDING: the FM asked for it while it was pinned; new
+ *	pins are refused and the release completes at the last unpin
+ * @DCDFS_ALLOC_RELEASING: the release is decided and the device is being
+ *	told; its name is gone and new pins are refused
+ * @DCDFS_ALLOC_RELEASED: given back; the object lives on only for the
+ *	references still held
+ * @DCDFS_ALLOC_REVOKED: taken away by a forced release; I/O fails with EIO
+ */
+enum dcdfs_alloc_state {
+	DCDFS_ALLOC_OFFERED,
+	DCDFS_ALLOC_ACTIVE,
+	DCDFS_ALLOC_RELEASE_PENDING,
+	DCDFS_ALLOC_RELEASING,
+	DCDFS_ALLOC_RELEASED,
+	DCDFS_ALLOC_REVOKED,
+	_DCDFS_ALLOC_STATE_MAX,
+};
+
+/**
+ * struct dcdfs_host_config - what a host presents, and how
+ * @backend: "sim" (the default) or "kernel"
+ * @device: sim: the device directory; NULL for the default, which is
+ *	    created on first use (DCDFS_SIMDEV_DEFAULT_SIZE, one region)
+ * @host: sim: host id
+ * @region: sim: DC region
+ * @state: file keeping chmod/chown of allocations across restarts; NULL for
+ *	   the backend's default
+ * @uid: owner of allocations that were never chown'd
+ * @gid: group of allocations that were never chown'd
+ * @mode: permission bits of allocations that were never chmod'd
+ */
+struct dcdfs_host_config {
+	const char *backend;
+	const char *device;
+	unsigned int host;
+	unsigned int region;
+	const char *state;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t mode;
+};
+
+/**
+ * dcdfs_host_new() - attach to a backend and take over what it holds
+ * @ret: the host
+ *
+ * The allocations the device says the host holds are presented at once;
+ * pending events wait for dcdfs_host_run().
+ *
+ * Return: 0, or -EINVAL (bad configuration), -EBUSY (another process is
+ * this host), the errors of dcdfs_simdev_open(), or -ENOMEM.
+ */
+DCDFS_EXPORT int dcdfs_host_new(struct dcdfs_ctx *ctx,
+				const struct dcdfs_host_config *cfg,
+				struct dcdfs_host **ret);
+
+/**
+ * dcdfs_host_free() - detach; every allocation reference must be dropped
+ * @host: the host, or NULL
+ */
+DCDFS_EXPORT void dcdfs_host_free(struct dcdfs_host *host);
+
+/**
+ * dcdfs_host_run() - handle device events until dcdfs_host_stop()
+ *
+ * Meant for a thread of its own.  Adds are validated as the newest kernel
+ * series validates them and answered; releases are completed or refused;
+ * releases deferred to the last unpin are completed here.
+ *
+ * Return: 0 once stopped, or a negative errno if the backend failed for
+ * good.
+ */
+DCDFS_EXPORT int dcdfs_host_run(struct dcdfs_host *host);
+
+/**
+ * dcdfs_host_stop() - make dcdfs_host_run() and dcdfs_host_next_change()
+ * return
+ */
+DCDFS_EXPORT void dcdfs_host_stop(struct dcdfs_host *host);
+
+/**
+ * dcdfs_host_process() - handle what is pending now, once
+ *
+ * What dcdfs_host_run() does on each wake-up, for callers with a loop of
+ * their own and for tests.
+ *
+ * Return: 0, or a backend error.
+ */
+DCDFS_EXPORT int dcdfs_host_process(struct dcdfs_host *host);
+
+enum dcdfs_change_kind {
+	DCDFS_CHANGE_ADDED,	/* a name appeared */
+	DCDFS_CHANGE_REMOVED,	/* a name went away; the allocation is gone */
+	DCDFS_CHANGE_REVOKED,	/* a name went away and its data with it */
+};
+
+/**
+ * struct dcdfs_change - a change of the namespace, for the kernel's caches
+ * @kind: what happened
+ * @id: the allocation's id (its inode number)
+ * @name: its name
+ */
+struct dcdfs_change {
+	enum dcdfs_change_kind kind;
+	uint64_t id;
+	char name[64];
+};
+
+/**
+ * dcdfs_host_watch_changes() - declare that someone consumes changes
+ *
+ * From then on, a release waits until its REMOVED change has been consumed
+ * (dcdfs_host_change_done()) before the device is told: whoever sees the
+ * device's answer also sees the name gone.  Without a consumer changes are
+ * dropped.
+ */
+DCDFS_EXPORT void dcdfs_host_watch_changes(struct dcdfs_host *host);
+
+/**
+ * dcdfs_host_next_change() - wait for the next change
+ * @timeout_ms: negative waits until there is one or the host stops
+ *
+ * Return: 0, -ETIMEDOUT, or -ESHUTDOWN (dcdfs_host_stop() was called).
+ */
+DCDFS_EXPORT int dcdfs_host_next_change(struct dcdfs_host *host,
+					struct dcdfs_change *ret,
+					int timeout_ms);
+
+/** dcdfs_host_change_done() - the last change returned has been applied */
+DCDFS_EXPORT void dcdfs_host_change_done(struct dcdfs_host *host);
+
+/**
+ * struct dcdfs_host_usage - what statfs reports
+ * @capacity: size of the region
+ * @held: capacity held by this host
+ * @block_size: the region's block size
+ * @nr_allocs: allocations presented
+ */
+struct dcdfs_host_usage {
+	uint64_t capacity;
+	uint64_t held;
+	uint64_t block_size;
+	uint64_t nr_allocs;
+};
+
+/** dcdfs_host_get_usage() - capacity and allocation counts */
+DCDFS_EXPORT void dcdfs_host_get_usage(struct dcdfs_host *host,
+				       struct dcdfs_host_usage *ret);
+
+/**
+ * dcdfs_host_lookup() - the allocation named @name
+ * @ret: a new reference
+ *
+ * Return: 0, or -ENOENT (no such name).
+ */
+DCDFS_EXPORT int dcdfs_host_lookup(struct dcdfs_host *host, const char *name,
+				   struct dcdfs_alloc **ret);
+
+/**
+ * dcdfs_host_list() - references to every named allocation, in name order
+ * @ret: an array the caller frees after dropping each reference
+ *
+ * Return: 0, or -ENOMEM.
+ */
+DCDFS_EXPORT int dcdfs_host_list(struct dcdfs_host *host,
+				 struct dcdfs_alloc ***ret, size_t *ret_nr);
+
+/** dcdfs_alloc_ref() - take a reference; returns @alloc */
+DCDFS_EXPORT struct dcdfs_alloc *dcdfs_alloc_ref(struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_unref() - drop a reference; NULL is allowed */
+DCDFS_EXPORT void dcdfs_alloc_unref(struct dcdfs_alloc *alloc);
+
+/** dcdfs_alloc_get_id() - stable for the mount's life, never reused, >= 2 */
+DCDFS_EXPORT uint64_t dcdfs_alloc_get_id(struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_get_name() - the file name */
+DCDFS_EXPORT const char *dcdfs_alloc_get_name(struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_get_size() - total length of the extents */
+DCDFS_EXPORT uint64_t dcdfs_alloc_get_size(struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_get_state() - see enum dcdfs_alloc_state */
+DCDFS_EXPORT enum dcdfs_alloc_state dcdfs_alloc_get_state(
+	struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_get_pins() - open files and mappings holding it */
+DCDFS_EXPORT unsigned int dcdfs_alloc_get_pins(struct dcdfs_alloc *alloc);
+/** dcdfs_alloc_get_time() - when the host accepted it (seconds) */
+DCDFS_EXPORT int64_t dcdfs_alloc_get_time(struct dcdfs_alloc *alloc);
+
+/**
+ * struct dcdfs_alloc_attr - ownership and permissions
+ * @mode: permission bits (07777)
+ * @uid: owner
+ * @gid: group
+ * @ctime: last change of these, seconds
+ */
+struct dcdfs_alloc_attr {
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	int64_t ctime;
+};
+
+/** dcdfs_alloc_get_attr() - ownership and permissions */
+DCDFS_EXPORT void dcdfs_alloc_get_attr(struct dcdfs_alloc *alloc,
+				       struct dcdfs_alloc_attr *ret);
+
+#define DCDFS_ATTR_MODE (1u << 0)
+#define DCDFS_ATTR_UID (1u << 1)
+#define DCDFS_ATTR_GID (1u << 2)
+
+/**
+ * dcdfs_alloc_set_attr() - change ownership or permissions, for the
+ * allocation's life (they are kept across restarts)
+ * @which: DCDFS_ATTR_* flags saying which fields of @attr to apply
+ *
+ * Return: 0, -ENOENT (released), or the errno of saving them.
+ */
+DCDFS_EXPORT int dcdfs_alloc_set_attr(struct dcdfs_alloc *alloc,
+				      const struct dcdfs_alloc_attr *attr,
+				      unsigned int which);
+
+/**
+ * dcdfs_alloc_get_xattr() - one of the read-only user.dcd.* attributes
+ * @name: the attribute name, e.g. "user.dcd.offset"
+ * @buf: where the value goes (no NUL), or NULL to ask for its size
+ *
+ * Return: the value's length, or -ENODATA (no such attribute), -ERANGE
+ * (@size too small).
+ */
+DCDFS_EXPORT int dcdfs_alloc_get_xattr(struct dcdfs_alloc *alloc,
+				       const char *name, char *buf,
+				       size_t size);
+
+/**
+ * dcdfs_alloc_list_xattr() - the NUL-separated names of the attributes
+ *
+ * Return: the list's length, or -ERANGE (@size too small).
+ */
+DCDFS_EXPORT int dcdfs_alloc_list_xattr(struct dcdfs_alloc *alloc, char *buf,
+					size_t size);
+
+/**
+ * dcdfs_alloc_pin() - keep the allocation from being released
+ *
+ * Its memory is mapped for dcdfs_alloc_read()/dcdfs_alloc_write() until
+ * the matching unpin.
+ *
+ * Return: 0, -ENOENT (not ACTIVE: offered, being released or gone), or the
+ * errno of mapping the memory.
+ */
+DCDFS_EXPORT int dcdfs_alloc_pin(struct dcdfs_alloc *alloc);
+
+/**
+ * dcdfs_alloc_unpin() - drop a pin
+ *
+ * The last unpin of an allocation the FM asked for hands its release to
+ * dcdfs_host_run().
+ */
+DCDFS_EXPORT void dcdfs_alloc_unpin(struct dcdfs_alloc *alloc);
+
+/**
+ * dcdfs_alloc_release() - give the allocation back (the host's own release)
+ *
+ * Return: 0, -EBUSY (pinned, or a release is already under way), -ENOENT
+ * (already gone), or the backend's error (then nothing changed).
+ */
+DCDFS_EXPORT int dcdfs_alloc_release(struct dcdfs_alloc *alloc);
+
+/**
+ * dcdfs_alloc_data() - where to read from, for a pinned allocation
+ * @offset: file offset
+ * @size: bytes wanted
+ * @ret: address of the data, valid until the unpin
+ *
+ * Return: bytes available from @offset (0 at or past the end), or -EIO
+ * (revoked).
+ */
+DCDFS_EXPORT ssize_t dcdfs_alloc_data(struct dcdfs_alloc *alloc,
+				      uint64_t offset, size_t size,
+				      const void **ret);
+
+/**
+ * dcdfs_alloc_write() - copy into a pinned allocation
+ *
+ * All or nothing: a write that does not fit changes nothing.
+ *
+ * Return: @size, or -EFBIG (would go past the end), -EIO (revoked, or the
+ * memory was taken away during the copy; dcdfs_mem_guard_init() must have
+ * been called for that to be caught).
+ */
+DCDFS_EXPORT ssize_t dcdfs_alloc_write(struct dcdfs_alloc *alloc,
+				       uint64_t offset, const void *buf,
+				       size_t size);
+
+/**
+ * dcdfs_mem_guard_init() - catch SIGBUS in library copies
+ *
+ * A forced release takes the memory away under the copy; with this, the
+ * copy fails with -EIO instead of killing the process.  Installs a SIGBUS
+ * handler that passes any other fault on.  Call once, before threads start.
+ *
+ * Return: 0, or the errno of sigaction().
+ */
+DCDFS_EXPORT int dcdfs_mem_guard_init(void);
 
 #ifdef __cplusplus
 }
