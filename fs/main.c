@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * DOC: dcdfs - CXL Dynamic Capacity as files
+ *
+ * Command line, start-up and teardown.  Everything that can fail is checked
+ * before the command returns: without -f the process forks first thing and
+ * the parent waits until the child has attached to the device and mounted,
+ * so a bad device or mountpoint still gives one line on stderr and a
+ * non-zero exit, and nothing is left behind.  Only then does the child
+ * detach and log to syslog.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fs.h"
+
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+};
+
+#define OPT(t, p) { t, offsetof(struct fs_opts, p), 0 }
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("device=%s", device),
+	OPT("backend=%s", backend),
+	OPT("state=%s", state),
+	OPT("host=%u", host),
+	OPT("region=%u", region),
+	OPT("uid=%u", uid),
+	OPT("gid=%u", gid),
+	OPT("mode=%o", mode),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct fs_opts *opts = data;
+
+	(void) outargs;
+	switch (key) {
+	case KEY_HELP:
+		opts->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		opts->show_version = 1;
+		return 0;
+	case FUSE_OPT_KEY_NONOPT:
+		if (opts->nr_pos == 2) {
+			fs_log(LOG_ERR, "unexpected argument '%s' (see"
+			       " 'dcdfs --help')", arg);
+			return -1;
+		}
+		opts->pos[opts->nr_pos] = strdup(arg);
+		return opts->pos[opts->nr_pos++] ? 0 : -1;
+	}
+	return 1;	/* for libfuse */
+}
+
+static void usage(void)
+{
+	printf("usage: dcdfs [DEV] MOUNTPOINT [-f] [-o OPTION[,OPTION...]]\n\n"
+	       "Present the Dynamic Capacity a host holds as files.\n\n"
+	       "dcdfs options:\n"
+	       "    -o device=DEV      simulated device directory (default:\n"
+	       "                       $DCDFS_DEVICE, then /dev/shm/dcdfs-UID/default,\n"
+	       "                       created on first use with 16 GiB)\n"
+	       "    -o host=H          host id on the device (default 0)\n"
+	       "    -o region=R        DC region to present (default 0)\n"
+	       "    -o backend=sim     where capacity comes from (sim)\n"
+	       "    -o state=FILE      where chmod/chown are kept (default: in\n"
+	       "                       the device directory)\n"
+	       "    -o uid=U,gid=G     owner of the files (default: the daemon's)\n"
+	       "    -o mode=M          permissions of the files, octal (default\n"
+	       "                       0600); the directory gets x where r is\n"
+	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100\n\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+static char *take_pos(struct fs_opts *opts, int i)
+{
+	char *p = opts->pos[i];
+
+	opts->pos[i] = NULL;
+	return p;
+}
+
+/* Split the command line; libfuse keeps what is not ours. */
+static int parse_args(struct fuse_args *args, struct fs_opts *opts,
+		      struct fuse_cmdline_opts *cmd)
+{
+	if (fuse_opt_parse(args, opts, opt_spec, opt_proc) < 0)
+		return -1;
+	if (opts->show_help || opts->show_version)
+		return 0;
+	if (opts->nr_pos == 0) {
+		fs_log(LOG_ERR, "missing mountpoint (see 'dcdfs --help')");
+		return -1;
+	}
+	if (opts->nr_pos == 2 && opts->device) {
+		fs_log(LOG_ERR, "the device is given twice: '%s' and"
+		       " device=%s", opts->pos[0], opts->device);
+		return -1;
+	}
+	if (opts->nr_pos == 2)
+		opts->device = take_pos(opts, 0);
+	if (fuse_opt_add_arg(args, opts->pos[opts->nr_pos - 1]) < 0 ||
+	    fuse_parse_cmdline(args, cmd) < 0)
+		return -1;
+	return 0;
+}
+
+static int check_opts(const struct fs_opts *opts)
+{
+	if (opts->host > DCDFS_SIMDEV_MAX_HOST) {
+		fs_log(LOG_ERR, "host=%u is out of range (0-%d)", opts->host,
+		       DCDFS_SIMDEV_MAX_HOST);
+		return -1;
+	}
+	if (opts->region >= DCDFS_SIMDEV_MAX_REGIONS) {
+		fs_log(LOG_ERR, "region=%u is out of range (0-%d)",
+		       opts->region, DCDFS_SIMDEV_MAX_REGIONS - 1);
+		return -1;
+	}
+	if (opts->mode != UINT_MAX && opts->mode > 07777) {
+		fs_log(LOG_ERR, "mode=%o is not a permission mode",
+		       opts->mode);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_mountpoint(const char *mnt)
+{
+	struct statx stx;
+
+	if (statx(AT_FDCWD, mnt, 0, STATX_TYPE, &stx) < 0) {
+		fs_log(LOG_ERR, "bad mountpoint '%s': %s", mnt,
+		       strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(stx.stx_mode)) {
+		fs_log(LOG_ERR, "bad mountpoint '%s': not a directory", mnt);
+		return -1;
+	}
+	if (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT &&
+	    stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) {
+		fs_log(LOG_ERR, "mountpoint '%s' is busy: something is mounted"
+		       " there already", mnt);
+		return -1;
+	}
+	return 0;
+}
+
+/* The directory is searchable where the files are readable. */
+static uint32_t dir_mode_of(uint32_t mode)
+{
+	uint32_t dir = 0;
+
+	for (int shift = 0; shift <= 6; shift += 3) {
+		uint32_t bits = (mode >> shift) & 7;
+
+		dir |= ((bits & 4 ? 5 : 0) | (bits & 2)) << shift;
+	}
+	return dir;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Daemon                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static int ready_fd = -1;
+
+/*
+ * Fork before anything is opened.  The parent exits 0 once the child says
+ * it is mounted, or with the child's status if it dies first.
+ */
+static int daemonize_early(void)
+{
+	int p[2], status;
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		(void) close(p[1]);
+		if (read(p[0], &c, 1) == 1)
+			_exit(0);
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+			_exit(1);
+		_exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : 1);
+	}
+	(void) close(p[0]);
+	ready_fd = p[1];
+	return setsid() < 0 ? -errno : 0;
+}
+
+static void daemonize_done(void)
+{
+	int fd;
+
+	if (ready_fd < 0)
+		return;
+	if (chdir("/") < 0)
+		fs_log(LOG_DEBUG, "chdir /: %s", strerror(errno));
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			(void) close(fd);
+	}
+	fs_log_to_syslog();
+	if (write(ready_fd, "", 1) < 0)
+		fs_log(LOG_DEBUG, "cannot tell the parent: %s",
+		       strerror(errno));
+	(void) close(ready_fd);
+	ready_fd = -1;
+}
+
+static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
+		  const struct fuse_cmdline_opts *cmd)
+{
+	struct dcdfs_host_config cfg = {
+		.backend = opts->backend,
+		.device = opts->device,
+		.host = opts->host,
+		.region = opts->region,
+		.state = opts->state,
+		.uid = opts->uid != UINT_MAX ? opts->uid : geteuid(),
+		.gid = opts->gid != UINT_MAX ? opts->gid : getegid(),
+		.mode = opts->mode != UINT_MAX ? opts->mode : 0600,
+	};
+	int rc;
+
+	rc = dcdfs_new(&fs->ctx);
+	if (rc < 0)
+		return rc;
+	fs_log_install(fs->ctx, cmd->debug);
+	fs->uid = cfg.uid;
+	fs->gid = cfg.gid;
+	fs->dir_mode = dir_mode_of(cfg.mode);
+	fs->mount_time = time(NULL);
+	rc = fs_inodes_init(fs);
+	if (rc < 0)
+		return rc;
+	rc = dcdfs_host_new(fs->ctx, &cfg, &fs->host);
+	if (rc < 0)
+		fs_log(LOG_ERR, "cannot attach: %s", dcdfs_strerror(rc));
+	return rc;
+}
+
+static int serve(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
+{
+	struct fuse_loop_config *cfg;
+	int rc;
+
+	if (cmd->singlethread)
+		return fuse_session_loop(fs->se);
+	cfg = fuse_loop_cfg_create();
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, cmd->clone_fd);
+	fuse_loop_cfg_set_max_threads(cfg, cmd->max_threads);
+	rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc;
+}
+
+static int run(struct dcdfs_fs *fs, struct fuse_args *args,
+	       const struct fuse_cmdline_opts *cmd)
+{
+	int rc = 1;
+
+	fs->se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
+	if (!fs->se)
+		return 1;
+	if (fuse_set_signal_handlers(fs->se) < 0)
+		goto out_destroy;
+	if (fuse_session_mount(fs->se, cmd->mountpoint) < 0)
+		goto out_signals;
+	if (fs_threads_start(fs) < 0) {
+		fs_log(LOG_ERR, "cannot start threads");
+		goto out_unmount;
+	}
+	daemonize_done();
+	rc = serve(fs, cmd) ? 1 : 0;
+	fs_threads_stop(fs);
+out_unmount:
+	fuse_session_unmount(fs->se);
+out_signals:
+	fuse_remove_signal_handlers(fs->se);
+out_destroy:
+	fuse_session_destroy(fs->se);
+	return rc;
+}
+
+static char *mount_options(const struct fs_opts *opts)
+{
+	char *s, *dev = opts->device ? strdup(opts->device) :
+				       dcdfs_simdev_default_path();
+
+	if (!dev)
+		return NULL;
+	/* A comma would split the option: show the device without it. */
+	for (char *p = dev; *p; p++)
+		if (*p == ',')
+			*p = '_';
+	if (asprintf(&s, "-odefault_permissions,subtype=dcdfs,fsname=%s",
+		     dev) < 0)
+		s = NULL;
+	free(dev);
+	return s;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fs_opts opts = { .uid = UINT_MAX, .gid = UINT_MAX,
+				.mode = UINT_MAX };
+	struct fuse_cmdline_opts cmd = { 0 };
+	struct dcdfs_fs fs = { 0 };
+	char *mopts = NULL;
+	int rc = 1;
+
+	if (parse_args(&args, &opts, &cmd) < 0)
+		goto out;
+	if (opts.show_help || opts.show_version) {
+		if (opts.show_help)
+			usage();
+		else
+			printf("dcdfs %s (libfuse %s)\n", DCDFS_VERSION,
+			       fuse_pkgversion());
+		rc = 0;
+		goto out;
+	}
+	if (check_opts(&opts) < 0 || check_mountpoint(cmd.mountpoint) < 0)
+		goto out;
+	mopts = mount_options(&opts);
+	if (!mopts || fuse_opt_add_arg(&args, mopts) < 0)
+		goto out;
+	if (dcdfs_mem_guard_init() < 0 ||
+	    (!cmd.foreground && daemonize_early() < 0)) {
+		fs_log(LOG_ERR, "cannot start: %s", strerror(errno));
+		goto out;
+	}
+	if (attach(&fs, &opts, &cmd) == 0)
+		rc = run(&fs, &args, &cmd);
+	fs_inodes_drop(&fs);
+	dcdfs_host_free(fs.host);
+	dcdfs_unref(fs.ctx);
+out:
+	free(mopts);
+	free(cmd.mountpoint);
+	free(opts.device);
+	free(opts.pos[0]);
+	free(opts.pos[1]);
+	free(opts.backend);
+	free(opts.state);
+	fuse_opt_free_args(&args);
+	return rc;
+}
