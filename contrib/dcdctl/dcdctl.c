@@ -804,6 +804,20 @@ int main(int argc, char **argv)
 	bool help = false;
 	int rc;
 
+	/* "dcdctl -d DEV COMMAND ..." works as well as after the command. */
+	while (argc > 2 && (!strcmp(argv[1], "-d") ||
+			    !strcmp(argv[1], "--device"))) {
+		o.device = argv[2];
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc > 1 && !strncmp(argv[1], "--device=", 9)) {
+		o.device = argv[1] + 9;
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argc < 2)
 		return usage_error("%s", "missing command");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
