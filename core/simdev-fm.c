@@ -36,6 +36,8 @@ static int cmp_offset(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+static const uint8_t null_tag[DCDFS_TAG_SIZE];
+
 static int check_request(struct dcdfs_simdev *dev,
 			 const struct dcdfs_fm_request *req)
 {
@@ -47,6 +49,9 @@ static int check_request(struct dcdfs_simdev *dev,
 				 " has %u)", req->region, dev->nr_regions);
 	if (req->nr_extents && !req->extents)
 		return -EINVAL;
+	if (req->tag && !memcmp(req->tag, null_tag, DCDFS_TAG_SIZE))
+		return set_error(-EINVAL, "the null UUID is not a tag (it means"
+				 " untagged)");
 	return 0;
 }
 

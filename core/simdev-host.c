@@ -67,6 +67,36 @@ static int quick_check_locked(struct dcdfs_simdev *dev)
 	return rc;
 }
 
+static void release_locks(struct dcdfs_simdev *dev)
+{
+	if (dev->host_lock_fd >= 0)
+		(void) close(dev->host_lock_fd);
+	if (dev->dev_lock_fd >= 0)
+		(void) close(dev->dev_lock_fd);
+	dev->host_lock_fd = dev->dev_lock_fd = -1;
+}
+
+static int attach_locks(struct dcdfs_simdev *dev, unsigned int host,
+			unsigned int region)
+{
+	char name[64];
+	int rc;
+
+	rc = take_lock(dev, "device", LOCK_SH, &dev->dev_lock_fd);
+	if (rc == -EBUSY)
+		return set_error(rc, "device '%s' is being destroyed",
+				 dev->path);
+	if (rc < 0)
+		return rc;
+	snprintf(name, sizeof(name), "host-%u-region-%u", host, region);
+	rc = take_lock(dev, name, LOCK_EX, &dev->host_lock_fd);
+	if (rc == -EBUSY)
+		return set_error(rc, "host %u of region %u of device '%s' is"
+				 " already in use by another process", host,
+				 region, dev->path);
+	return rc;
+}
+
 int simdev_host_attach(struct dcdfs_simdev *dev, unsigned int host,
 		       unsigned int region)
 {
@@ -80,30 +110,24 @@ int simdev_host_attach(struct dcdfs_simdev *dev, unsigned int host,
 		return set_error(-EINVAL, "region %u does not exist (device"
 				 " '%s' has %u)", region, dev->path,
 				 dev->nr_regions);
-	rc = take_lock(dev, "device", LOCK_SH, &dev->dev_lock_fd);
-	if (rc == -EBUSY)
-		return set_error(rc, "device '%s' is being destroyed",
-				 dev->path);
-	if (rc < 0)
-		return rc;
-	snprintf(name, sizeof(name), "host-%u-region-%u", host, region);
-	rc = take_lock(dev, name, LOCK_EX, &dev->host_lock_fd);
-	if (rc == -EBUSY)
-		return set_error(rc, "host %u of region %u of device '%s' is"
-				 " already in use by another process", host,
-				 region, dev->path);
-	if (rc < 0)
-		return rc;
-	scoped_guard(mutex, &dev->lock) {
+	rc = attach_locks(dev, host, region);
+	if (!rc) {
+		guard(mutex)(&dev->lock);
 		rc = quick_check_locked(dev);
-		if (rc < 0)
-			return rc;
 	}
-	snprintf(name, sizeof(name), "host-%u", host);
-	rc = bell_watch(dev, name);
-	if (rc < 0)
-		return set_error(rc, "cannot watch '%s/%s/%s': %s", dev->path,
-				 SIMDEV_BELL_DIR, name, strerror(-rc));
+	if (!rc) {
+		snprintf(name, sizeof(name), "host-%u", host);
+		rc = bell_watch(dev, name);
+		if (rc < 0)
+			rc = set_error(rc, "cannot watch '%s/%s/%s': %s",
+				       dev->path, SIMDEV_BELL_DIR, name,
+				       strerror(-rc));
+	}
+	if (rc < 0) {
+		/* A failed attach holds nothing. */
+		release_locks(dev);
+		return rc;
+	}
 	dev->inotify_fd = rc;
 	dev->host = host;
 	dev->region = region;

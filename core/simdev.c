@@ -562,6 +562,10 @@ static int prepare_all_locked(struct dcdfs_simdev *dev)
 		int rc = sqlite3_prepare_v3(dev->db, sql_text[i], -1,
 					    SQLITE_PREPARE_PERSISTENT,
 					    &dev->stmts[i], NULL);
+		/* Our statements only fail to compile against another schema. */
+		if (rc == SQLITE_ERROR)
+			return set_error(-EUCLEAN, "device '%s' is damaged: %s",
+					 dev->path, sqlite3_errmsg(dev->db));
 		if (rc != SQLITE_OK)
 			return sql_rc(dev, rc);
 	}
@@ -926,13 +930,20 @@ DCDFS_EXPORT int dcdfs_simdev_create(struct dcdfs_ctx *ctx, const char *path,
 				     struct dcdfs_simdev **ret)
 {
 	struct dcdfs_simdev_config c;
-	_cleanup_free_ char *tmpdir = NULL;
+	_cleanup_free_ char *tmpdir = NULL, *trimmed = NULL;
 	const char *slash;
 	int rc;
 
 	clear_error();
 	if (!ctx || !path || !*path || !cfg)
 		return -EINVAL;
+	/* "dev/" is "dev": the temporary sibling must not land inside it. */
+	trimmed = strdup(path);
+	if (!trimmed)
+		return -ENOMEM;
+	for (size_t n = strlen(trimmed); n > 1 && trimmed[n - 1] == '/'; n--)
+		trimmed[n - 1] = '\0';
+	path = trimmed;
 	c = *cfg;
 	if (!c.nr_regions)
 		c.nr_regions = 1;
@@ -963,6 +974,14 @@ DCDFS_EXPORT int dcdfs_simdev_create(struct dcdfs_ctx *ctx, const char *path,
 	return dcdfs_simdev_open(ctx, path, ret);
 }
 
+/* Is @path @dir itself or below it?  Both absolute, without "..". */
+static bool path_is_inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0');
+}
+
 DCDFS_EXPORT int dcdfs_simdev_destroy(struct dcdfs_ctx *ctx, const char *path)
 {
 	_cleanup_free_ char *lock = NULL, *grave = NULL, *ext_mem = NULL;
@@ -978,7 +997,7 @@ DCDFS_EXPORT int dcdfs_simdev_destroy(struct dcdfs_ctx *ctx, const char *path)
 		dcdfs_simdev_close(dev);
 		return -ENOMEM;
 	}
-	if (strncmp(dev->mem_path, dev->path, strlen(dev->path)))
+	if (!path_is_inside(dev->mem_path, dev->path))
 		ext_mem = strdup(dev->mem_path);
 	dcdfs_simdev_close(dev);
 
