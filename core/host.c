@@ -499,18 +499,25 @@ static bool decide_release_locked(struct dcdfs_host *host,
 	}
 }
 
+/*
+ * Give back extents the host holds but presents no file for, one by one:
+ * some may be gone already (a racing rm gave them back first).
+ */
 static int release_strays(struct dcdfs_host *host,
 			  const struct dcdfs_extent *v, size_t nr)
 {
-	int rc;
+	int rc = 0;
 
-	if (!nr)
-		return 0;
-	/* Extents the host holds but presents no file for: give them back. */
-	rc = host->be->ops->release(host->be, v, nr);
-	if (rc < 0)
-		err(host->ctx, "cannot release %zu unused extent(s): %s\n", nr,
-		    dcdfs_strerror(rc));
+	for (size_t i = 0; i < nr; i++) {
+		int r = host->be->ops->release(host->be, &v[i], 1);
+
+		if (r < 0 && r != -ENOENT) {
+			err(host->ctx, "cannot release extent 0x%" PRIx64
+			    ":0x%" PRIx64 ": %s\n", v[i].offset, v[i].length,
+			    dcdfs_strerror(r));
+			rc = r;
+		}
+	}
 	return rc;
 }
 
