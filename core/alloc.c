@@ -516,8 +516,18 @@ DCDFS_EXPORT ssize_t dcdfs_alloc_write(struct dcdfs_alloc *alloc,
 
 	if (dcdfs_alloc_get_state(alloc) == DCDFS_ALLOC_REVOKED)
 		return -EIO;
-	if (offset > alloc->size || size > alloc->size - offset)
+	if (!size)
+		return 0;
+	/*
+	 * The kernel splits a large write into several requests, so a write
+	 * reaching past the end cannot be refused whole: like a write up to
+	 * RLIMIT_FSIZE, it writes what fits, and the next request, starting
+	 * at the end, gets EFBIG.
+	 */
+	if (offset >= alloc->size)
 		return -EFBIG;
+	if (size > alloc->size - offset)
+		size = (size_t)(alloc->size - offset);
 	rc = memmap_write(alloc->map, offset, buf, size);
 	return rc < 0 ? rc : (ssize_t)size;
 }

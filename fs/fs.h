@@ -64,7 +64,9 @@ struct dcdfs_fs {
 void fs_log(int priority, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void fs_log_to_syslog(void);
-void fs_log_install(struct dcdfs_ctx *ctx, bool debug);
+void fs_log_init(void);
+void fs_log_set_debug(void);
+void fs_log_attach(struct dcdfs_ctx *ctx);
 
 /* inode.c */
 int fs_inodes_init(struct dcdfs_fs *fs);

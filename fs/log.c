@@ -53,10 +53,27 @@ void fs_log_to_syslog(void)
 	use_syslog = true;
 }
 
+/*
+ * libfuse sometimes logs one line in several calls (its "unknown option"
+ * message comes in three): collect the pieces until the newline.
+ */
 static void fuse_log_hook(enum fuse_log_level level, const char *fmt,
 			  va_list ap)
 {
-	vlog((int)level, fmt, ap);
+	static __thread char line[1024];
+	static __thread size_t len;
+	int n;
+
+	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	if (n < 0)
+		return;
+	len += (size_t)n;
+	if (len >= sizeof(line) - 1)
+		len = sizeof(line) - 1;
+	if (len && line[len - 1] != '\n' && len < sizeof(line) - 1)
+		return;
+	fs_log((int)level, "%s", line);
+	len = 0;
 }
 
 static void core_log_hook(struct dcdfs_ctx *ctx, int priority,
@@ -70,15 +87,25 @@ static void core_log_hook(struct dcdfs_ctx *ctx, int priority,
 	vlog(priority, format, args);
 }
 
-void fs_log_install(struct dcdfs_ctx *ctx, bool debug)
+/* First thing: libfuse's own messages, from parsing on, take our road. */
+void fs_log_init(void)
 {
 	const char *env = getenv("DCDFS_LOG");
 
-	if (debug || (env && (env[0] == 'd' || env[0] == '7')))
+	if (env && (env[0] == 'd' || env[0] == '7'))
 		max_priority = LOG_DEBUG;
+	fuse_set_log_func(fuse_log_hook);
+}
+
+void fs_log_set_debug(void)
+{
+	max_priority = LOG_DEBUG;
+}
+
+void fs_log_attach(struct dcdfs_ctx *ctx)
+{
 	dcdfs_set_log_fn(ctx, core_log_hook);
 	/* The library filters by its own level; info and up reach us. */
 	if (dcdfs_get_log_priority(ctx) < LOG_INFO)
 		dcdfs_set_log_priority(ctx, LOG_INFO);
-	fuse_set_log_func(fuse_log_hook);
 }

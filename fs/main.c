@@ -138,6 +138,10 @@ static int check_opts(const struct fs_opts *opts)
 		       opts->region, DCDFS_SIMDEV_MAX_REGIONS - 1);
 		return -1;
 	}
+	if (opts->backend && strcmp(opts->backend, "sim")) {
+		fs_log(LOG_ERR, "backend=%s is not known (sim)", opts->backend);
+		return -1;
+	}
 	if (opts->mode != UINT_MAX && opts->mode > 07777) {
 		fs_log(LOG_ERR, "mode=%o is not a permission mode",
 		       opts->mode);
@@ -239,8 +243,7 @@ static void daemonize_done(void)
 	ready_fd = -1;
 }
 
-static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
-		  const struct fuse_cmdline_opts *cmd)
+static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts)
 {
 	struct dcdfs_host_config cfg = {
 		.backend = opts->backend,
@@ -257,7 +260,7 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 	rc = dcdfs_new(&fs->ctx);
 	if (rc < 0)
 		return rc;
-	fs_log_install(fs->ctx, cmd->debug);
+	fs_log_attach(fs->ctx);
 	fs->uid = cfg.uid;
 	fs->gid = cfg.gid;
 	fs->dir_mode = dir_mode_of(cfg.mode);
@@ -288,16 +291,12 @@ static int serve(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 	return rc;
 }
 
-static int run(struct dcdfs_fs *fs, struct fuse_args *args,
-	       const struct fuse_cmdline_opts *cmd)
+static int run(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 {
 	int rc = 1;
 
-	fs->se = fuse_session_new(args, &fs_ops, sizeof(fs_ops), fs);
-	if (!fs->se)
-		return 1;
 	if (fuse_set_signal_handlers(fs->se) < 0)
-		goto out_destroy;
+		return 1;
 	if (fuse_session_mount(fs->se, cmd->mountpoint) < 0)
 		goto out_signals;
 	if (fs_threads_start(fs) < 0) {
@@ -305,14 +304,13 @@ static int run(struct dcdfs_fs *fs, struct fuse_args *args,
 		goto out_unmount;
 	}
 	daemonize_done();
-	rc = serve(fs, cmd) ? 1 : 0;
+	/* A positive return is the signal that ended the loop: a clean exit. */
+	rc = serve(fs, cmd) < 0 ? 1 : 0;
 	fs_threads_stop(fs);
 out_unmount:
 	fuse_session_unmount(fs->se);
 out_signals:
 	fuse_remove_signal_handlers(fs->se);
-out_destroy:
-	fuse_session_destroy(fs->se);
 	return rc;
 }
 
@@ -344,8 +342,11 @@ int main(int argc, char *argv[])
 	char *mopts = NULL;
 	int rc = 1;
 
+	fs_log_init();
 	if (parse_args(&args, &opts, &cmd) < 0)
 		goto out;
+	if (cmd.debug)
+		fs_log_set_debug();
 	if (opts.show_help || opts.show_version) {
 		if (opts.show_help)
 			usage();
@@ -360,13 +361,19 @@ int main(int argc, char *argv[])
 	mopts = mount_options(&opts);
 	if (!mopts || fuse_opt_add_arg(&args, mopts) < 0)
 		goto out;
+	/* libfuse checks its options here: before the device is touched. */
+	fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &fs);
+	if (!fs.se)
+		goto out;
 	if (dcdfs_mem_guard_init() < 0 ||
 	    (!cmd.foreground && daemonize_early() < 0)) {
 		fs_log(LOG_ERR, "cannot start: %s", strerror(errno));
-		goto out;
+		goto out_session;
 	}
-	if (attach(&fs, &opts, &cmd) == 0)
-		rc = run(&fs, &args, &cmd);
+	if (attach(&fs, &opts) == 0)
+		rc = run(&fs, &cmd);
+out_session:
+	fuse_session_destroy(fs.se);
 	fs_inodes_drop(&fs);
 	dcdfs_host_free(fs.host);
 	dcdfs_unref(fs.ctx);

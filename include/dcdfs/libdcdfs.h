@@ -762,11 +762,13 @@ DCDFS_EXPORT ssize_t dcdfs_alloc_data(struct dcdfs_alloc *alloc,
 /**
  * dcdfs_alloc_write() - copy into a pinned allocation
  *
- * All or nothing: a write that does not fit changes nothing.
+ * A write reaching past the end writes what fits, as a write up to
+ * RLIMIT_FSIZE does; one starting at or past the end changes nothing.
  *
- * Return: @size, or -EFBIG (would go past the end), -EIO (revoked, or the
- * memory was taken away during the copy; dcdfs_mem_guard_init() must have
- * been called for that to be caught).
+ * Return: the bytes written (fewer than @size if the write reaches past the
+ * end), or -EFBIG (starts at or past the end), -EIO (revoked, or the memory
+ * was taken away during the copy; dcdfs_mem_guard_init() must have been
+ * called for that to be caught).
  */
 DCDFS_EXPORT ssize_t dcdfs_alloc_write(struct dcdfs_alloc *alloc,
 				       uint64_t offset, const void *buf,
