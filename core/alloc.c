@@ -10,8 +10,8 @@
  * dcdfs_host_run() through the host's work list.
  *
  * The memory is mapped while the allocation is pinned (map_users counts the
- * pins that hold the mapping) and unmapped at the last unpin, so that an
- * allocation at rest costs no address space.
+ * pins that hold the mapping); mapcache.c keeps it mapped for a while after
+ * the last unpin, and unmaps it when the allocation goes.
  *
  * Releases are all or none: every extent goes back to the backend in one
  * call, after the name is gone and the kernel's caches have been told, so
@@ -321,59 +321,6 @@ DCDFS_EXPORT int dcdfs_alloc_list_xattr(struct dcdfs_alloc *alloc, char *buf,
 /* Pins and the mapping                                                     */
 /* ------------------------------------------------------------------------ */
 
-static int map_create(struct dcdfs_alloc *alloc)
-{
-	struct dcdfs_backend *be = alloc->host->be;
-	struct memmap_seg *segs;
-	size_t i;
-	int rc = 0;
-
-	segs = calloc(alloc->nr_extents, sizeof(*segs));
-	if (!segs)
-		return -ENOMEM;
-	for (i = 0; i < alloc->nr_extents; i++) {
-		struct backend_mem mem;
-
-		rc = be->ops->mem_open(be, &alloc->extents[i].ext, &mem);
-		if (rc < 0)
-			break;
-		segs[i] = (struct memmap_seg){ mem.fd, mem.offset,
-					       alloc->extents[i].ext.length };
-	}
-	if (!rc)
-		rc = memmap_new(alloc->host->ctx, segs, alloc->nr_extents,
-				alloc->host->info.numa_node, &alloc->map);
-	/* The mapping keeps the memory; the descriptors can go. */
-	while (i-- > 0)
-		(void) close(segs[i].fd);
-	free(segs);
-	return rc;
-}
-
-static int map_get(struct dcdfs_alloc *alloc)
-{
-	int rc;
-
-	guard(mutex)(&alloc->map_lock);
-	if (!alloc->map) {
-		rc = map_create(alloc);
-		if (rc < 0)
-			return rc;
-	}
-	alloc->map_users++;
-	return 0;
-}
-
-static void map_put(struct dcdfs_alloc *alloc)
-{
-	guard(mutex)(&alloc->map_lock);
-	assert(alloc->map_users);
-	if (--alloc->map_users == 0) {
-		memmap_free(alloc->map);
-		alloc->map = NULL;
-	}
-}
-
 /* Drop a pin; queue the release if it was the last one of a due release. */
 static void unpin_locked(struct dcdfs_alloc *alloc, bool *ret_wake)
 {
@@ -402,7 +349,7 @@ DCDFS_EXPORT int dcdfs_alloc_pin(struct dcdfs_alloc *alloc)
 			return -ENOENT;
 		alloc->pins++;
 	}
-	rc = map_get(alloc);
+	rc = alloc_map_get(alloc);
 	if (rc < 0) {
 		scoped_guard(mutex, &host->lock)
 			unpin_locked(alloc, &wake);
@@ -417,8 +364,8 @@ DCDFS_EXPORT void dcdfs_alloc_unpin(struct dcdfs_alloc *alloc)
 	struct dcdfs_host *host = alloc->host;
 	bool wake = false;
 
-	/* Unmap first: a release must never find the memory mapped. */
-	map_put(alloc);
+	/* Unmap first: a release must never find the memory in use. */
+	alloc_map_put(alloc);
 	scoped_guard(mutex, &host->lock)
 		unpin_locked(alloc, &wake);
 	if (wake)
@@ -446,6 +393,7 @@ int alloc_release_commit(struct dcdfs_alloc *alloc, bool by_unlink)
 		v[i] = alloc->extents[i].ext;
 	scoped_guard(mutex, &host->lock)
 		saved = alloc->attr_saved;
+	alloc_map_drop(alloc);	/* unpinned, so idle if mapped */
 	if (saved && attrs_del(host->attrs, alloc->name) < 0)
 		dbg(host->ctx, "cannot forget the attributes of '%s',"
 		    " ignoring\n", alloc->name);

@@ -575,11 +575,11 @@ static int handle_forced(struct dcdfs_host *host,
 	}
 	if (!rc && cap)
 		rest = calloc(cap, sizeof(*rest));
-	/* What the FM did not take of those allocations is given back. */
-	for (size_t i = 0; rest && i < t.nr; i++) {
+	for (size_t i = 0; i < t.nr; i++) {
 		struct dcdfs_alloc *a = t.allocs[i];
 
-		for (size_t j = 0; j < a->nr_extents; j++) {
+		/* What the FM did not take of it is given back. */
+		for (size_t j = 0; rest && j < a->nr_extents; j++) {
 			bool taken = false;
 
 			for (size_t k = 0; k < ev->nr_extents; k++)
@@ -588,6 +588,7 @@ static int handle_forced(struct dcdfs_host *host,
 			if (!taken)
 				rest[nr_rest++] = a->extents[j].ext;
 		}
+		alloc_map_drop(a);	/* if idle; otherwise at the last unpin */
 		if (a->attr_saved && attrs_del(host->attrs, a->name) < 0)
 			dbg(host->ctx, "cannot forget the attributes of '%s',"
 			    " ignoring\n", a->name);
@@ -845,6 +846,8 @@ static struct dcdfs_host *host_alloc(struct dcdfs_ctx *ctx,
 	host->first_pass = true;
 	pthread_mutex_init(&host->lock, NULL);
 	pthread_mutex_init(&host->change_lock, NULL);
+	pthread_mutex_init(&host->idle_lock, NULL);
+	TAILQ_INIT(&host->idle);
 	pthread_cond_init(&host->change_cond, NULL);
 	pthread_cond_init(&host->done_cond, NULL);
 	RB_INIT(&host->names);
@@ -900,6 +903,7 @@ DCDFS_EXPORT void dcdfs_host_free(struct dcdfs_host *host)
 
 	if (!host)
 		return;
+	host_maps_drain(host);
 	/*
 	 * Releases still due stay pending on the device, refused: the next
 	 * host to attach completes them.
@@ -927,6 +931,7 @@ DCDFS_EXPORT void dcdfs_host_free(struct dcdfs_host *host)
 	pthread_cond_destroy(&host->done_cond);
 	pthread_cond_destroy(&host->change_cond);
 	pthread_mutex_destroy(&host->change_lock);
+	pthread_mutex_destroy(&host->idle_lock);
 	pthread_mutex_destroy(&host->lock);
 	dcdfs_unref(host->ctx);
 	free(host);

@@ -60,11 +60,15 @@ struct dcdfs_alloc {
 
 	/*
 	 * map_lock protects map and map_users.  It is never taken with
-	 * host->lock held, nor host->lock with it.
+	 * host->lock held, nor host->lock with it; host->idle_lock nests
+	 * inside it (see mapcache.c).
 	 */
 	pthread_mutex_t map_lock;
 	struct memmap *map;
 	unsigned int map_users;
+	/* Protected by host->idle_lock. */
+	TAILQ_ENTRY(dcdfs_alloc) idle_node;
+	bool idle;			/* on host->idle, holding a reference */
 };
 
 RB_HEAD(name_tree, dcdfs_alloc);
@@ -99,6 +103,12 @@ struct dcdfs_host {
 	bool stopping;			/* atomic */
 	int wake_fd;			/* eventfd waking dcdfs_host_run() */
 
+	/* idle_lock protects the idle mappings (mapcache.c); a leaf lock. */
+	pthread_mutex_t idle_lock;
+	TAILQ_HEAD(, dcdfs_alloc) idle;	/* least recently used first */
+	size_t nr_idle;
+	uint64_t idle_bytes;
+
 	/* change_lock protects the fields below; a leaf lock. */
 	pthread_mutex_t change_lock;
 	pthread_cond_t change_cond;	/* a change was queued or stopping */
@@ -124,5 +134,11 @@ struct dcdfs_alloc *alloc_new(struct dcdfs_host *host,
 void alloc_set_state_locked(struct dcdfs_alloc *alloc,
 			    enum dcdfs_alloc_state state);
 int alloc_release_commit(struct dcdfs_alloc *alloc, bool by_unlink);
+
+/* mapcache.c */
+int alloc_map_get(struct dcdfs_alloc *alloc) _must_check_;
+void alloc_map_put(struct dcdfs_alloc *alloc);
+void alloc_map_drop(struct dcdfs_alloc *alloc);
+void host_maps_drain(struct dcdfs_host *host);
 
 #endif /* DCDFS_HOST_H */

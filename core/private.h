@@ -51,6 +51,9 @@ void dcdfs_log(struct dcdfs_ctx *ctx, int priority, const char *file,
 void clear_error(void);
 int set_error(int rc, const char *format, ...) _printf_(2, 3);
 
+/* sysfs.c */
+int sysfs_write_attr(const char *path, const char *value) _must_check_;
+
 static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *ret)
 {
 	return __builtin_add_overflow(a, b, ret);

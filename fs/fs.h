@@ -19,6 +19,8 @@
 #define ROOT_INO FUSE_ROOT_ID
 /* Changes are all pushed to the kernel, so its caches may keep things long. */
 #define CACHE_TIMEOUT 3600.0
+/* Read-ahead: several of libfuse's largest requests (1 MiB) in flight. */
+#define READ_AHEAD (4u << 20)
 
 struct ino_tree;
 
@@ -44,6 +46,7 @@ struct dcdfs_fs {
 	struct fuse_session *se;
 	struct dcdfs_ctx *ctx;
 	struct dcdfs_host *host;
+	const char *mountpoint;		/* absolute */
 	uint32_t uid, gid;		/* owner of the root directory */
 	uint32_t dir_mode;		/* its permissions */
 	int64_t mount_time;

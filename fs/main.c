@@ -243,7 +243,8 @@ static void daemonize_done(void)
 	ready_fd = -1;
 }
 
-static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts)
+static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
+		  const char *mountpoint)
 {
 	struct dcdfs_host_config cfg = {
 		.backend = opts->backend,
@@ -264,6 +265,7 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts)
 	fs->uid = cfg.uid;
 	fs->gid = cfg.gid;
 	fs->dir_mode = dir_mode_of(cfg.mode);
+	fs->mountpoint = mountpoint;
 	fs->mount_time = time(NULL);
 	rc = fs_inodes_init(fs);
 	if (rc < 0)
@@ -370,7 +372,7 @@ int main(int argc, char *argv[])
 		fs_log(LOG_ERR, "cannot start: %s", strerror(errno));
 		goto out_session;
 	}
-	if (attach(&fs, &opts) == 0)
+	if (attach(&fs, &opts, cmd.mountpoint) == 0)
 		rc = run(&fs, &cmd);
 out_session:
 	fuse_session_destroy(fs.se);

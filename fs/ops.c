@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include <syslog.h>
 
 #include "fs.h"
 
@@ -27,7 +28,20 @@ static struct dcdfs_fs *req_fs(fuse_req_t req)
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void) userdata;
+	struct dcdfs_fs *fs = userdata;
+	int rc;
+
+	/*
+	 * The kernel proposed its default read-ahead (128 KiB) and keeps the
+	 * smaller of what it has and what we answer: raise what it has now,
+	 * before the answer, then answer more.
+	 */
+	rc = dcdfs_mount_set_read_ahead(fs->mountpoint, READ_AHEAD >> 10);
+	if (rc == 0)
+		conn->max_readahead = READ_AHEAD;
+	else
+		fs_log(LOG_DEBUG, "cannot raise the read-ahead: %s, ignoring",
+		       strerror(-rc));
 	/* dcdfs is the only writer through FUSE: no need to drop caches. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Locks are local to this machine: let the kernel handle them. */
@@ -193,11 +207,22 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
-	struct dcdfs_alloc *alloc = fs_inode_get(req_fs(req), ino);
+	struct dcdfs_alloc *alloc;
 	char buf[4096];
 	char *big = NULL;
 	int len;
 
+	/*
+	 * Only user.* names exist.  ENOTSUP, not ENODATA, for the others: it
+	 * tells ls and friends the file system has no SELinux labels or ACLs,
+	 * which they then stop asking for, file after file.  (The kernel asks
+	 * for security.capability before every write, too.)
+	 */
+	if (strncmp(name, "user.", 5)) {
+		reply_err(req, -ENOTSUP);
+		return;
+	}
+	alloc = fs_inode_get(req_fs(req), ino);
 	if (!alloc) {
 		reply_err(req, ino == ROOT_INO ? -ENODATA : -ENOENT);
 		return;

@@ -785,6 +785,21 @@ DCDFS_EXPORT ssize_t dcdfs_alloc_write(struct dcdfs_alloc *alloc,
  */
 DCDFS_EXPORT int dcdfs_mem_guard_init(void);
 
+/**
+ * dcdfs_mount_set_read_ahead() - set the read-ahead of a FUSE mount
+ * @mountpoint: absolute path of the mount, as in /proc/self/mountinfo
+ * @kb: read-ahead in KiB
+ *
+ * The kernel lets a FUSE daemon only lower the 128 KiB it proposes; this
+ * raises it through the mount's backing device.  Does not touch the mount
+ * itself, so the daemon serving it may call it before serving.
+ *
+ * Return: 0, or -ENOENT (no such mount), -EACCES (not root), or the errno
+ * of writing the attribute.
+ */
+DCDFS_EXPORT int dcdfs_mount_set_read_ahead(const char *mountpoint,
+					    unsigned int kb);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * DOC: the daemon's mappings of allocations, and the cache of idle ones
+ *
+ * An allocation's memory is mapped at its first pin.  At its last unpin the
+ * mapping is kept, idle, on the host's least-recently-used list, so that
+ * the next open finds the pages already faulted in (a fresh mapping of 4 KiB
+ * pages costs one fault per page, which dominates the data path).  The list
+ * is bounded in mappings and in bytes (each mapping costs a VMA, and page
+ * tables for what was touched); past the bounds the oldest idle mapping is
+ * unmapped.  A mapping is dropped at once when its allocation is released or
+ * revoked.
+ *
+ * Locks: alloc->map_lock protects map and map_users; host->idle_lock, a
+ * leaf taken inside map_lock, protects the idle list and its counters.  The
+ * idle list holds a reference on each allocation on it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <dcdfs/libdcdfs.h>
+
+#include "cleanup.h"
+#include "host.h"
+#include "memmap.h"
+#include "private.h"
+
+#define MAX_IDLE_MAPS 256
+#define MAX_IDLE_BYTES (16ULL << 30)
+
+static int map_create(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_backend *be = alloc->host->be;
+	struct memmap_seg *segs;
+	size_t i;
+	int rc = 0;
+
+	segs = calloc(alloc->nr_extents, sizeof(*segs));
+	if (!segs)
+		return -ENOMEM;
+	for (i = 0; i < alloc->nr_extents; i++) {
+		struct backend_mem mem;
+
+		rc = be->ops->mem_open(be, &alloc->extents[i].ext, &mem);
+		if (rc < 0)
+			break;
+		segs[i] = (struct memmap_seg){ mem.fd, mem.offset,
+					       alloc->extents[i].ext.length };
+	}
+	if (!rc)
+		rc = memmap_new(alloc->host->ctx, segs, alloc->nr_extents,
+				alloc->host->info.numa_node, &alloc->map);
+	/* The mapping keeps the memory; the descriptors can go. */
+	while (i-- > 0)
+		(void) close(segs[i].fd);
+	free(segs);
+	return rc;
+}
+
+/* Take @alloc off the idle list; returns the list's reference to drop. */
+static struct dcdfs_alloc *idle_remove(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_host *host = alloc->host;
+
+	guard(mutex)(&host->idle_lock);
+	if (!alloc->idle)
+		return NULL;
+	TAILQ_REMOVE(&host->idle, alloc, idle_node);
+	alloc->idle = false;
+	host->nr_idle--;
+	host->idle_bytes -= alloc->size;
+	return alloc;
+}
+
+static void idle_add(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_host *host = alloc->host;
+
+	guard(mutex)(&host->idle_lock);
+	TAILQ_INSERT_TAIL(&host->idle, dcdfs_alloc_ref(alloc), idle_node);
+	alloc->idle = true;
+	host->nr_idle++;
+	host->idle_bytes += alloc->size;
+}
+
+/* Unmap @alloc if nobody uses its mapping. */
+void alloc_map_drop(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_alloc *ref = NULL;
+
+	scoped_guard(mutex, &alloc->map_lock) {
+		if (alloc->map_users || !alloc->map)
+			break;
+		ref = idle_remove(alloc);
+		memmap_free(alloc->map);
+		alloc->map = NULL;
+	}
+	dcdfs_alloc_unref(ref);
+}
+
+/* Unmap the oldest idle mappings until the list is within its bounds. */
+static void idle_trim(struct dcdfs_host *host, bool all)
+{
+	for (;;) {
+		struct dcdfs_alloc *victim;
+
+		scoped_guard(mutex, &host->idle_lock) {
+			victim = TAILQ_FIRST(&host->idle);
+			if (!victim || (!all && host->nr_idle <= MAX_IDLE_MAPS &&
+					host->idle_bytes <= MAX_IDLE_BYTES))
+				return;
+		}
+		/* Reused meanwhile, or still idle: alloc_map_drop() sees. */
+		dcdfs_alloc_ref(victim);
+		alloc_map_drop(victim);
+		/* Still listed: in use again and back; do not spin on it. */
+		dcdfs_alloc_unref(idle_remove(victim));
+		dcdfs_alloc_unref(victim);
+	}
+}
+
+int alloc_map_get(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_alloc *ref = NULL;
+	int rc = 0;
+
+	scoped_guard(mutex, &alloc->map_lock) {
+		if (!alloc->map)
+			rc = map_create(alloc);
+		else if (!alloc->map_users)
+			ref = idle_remove(alloc);
+		if (!rc)
+			alloc->map_users++;
+	}
+	dcdfs_alloc_unref(ref);
+	return rc;
+}
+
+void alloc_map_put(struct dcdfs_alloc *alloc)
+{
+	enum dcdfs_alloc_state state = dcdfs_alloc_get_state(alloc);
+	bool gone = state == DCDFS_ALLOC_RELEASED ||
+		    state == DCDFS_ALLOC_REVOKED;
+
+	scoped_guard(mutex, &alloc->map_lock) {
+		assert(alloc->map_users);
+		if (--alloc->map_users)
+			return;
+		if (gone) {
+			memmap_free(alloc->map);
+			alloc->map = NULL;
+			return;
+		}
+		idle_add(alloc);
+	}
+	idle_trim(alloc->host, false);
+}
+
+/* At the end: unmap every idle mapping, dropping the list's references. */
+void host_maps_drain(struct dcdfs_host *host)
+{
+	idle_trim(host, true);
+}
