@@ -78,8 +78,10 @@ static void idle_add(struct dcdfs_alloc *alloc)
 {
 	struct dcdfs_host *host = alloc->host;
 
+	/* The list's reference; TAILQ macros evaluate their arguments twice. */
+	dcdfs_alloc_ref(alloc);
 	guard(mutex)(&host->idle_lock);
-	TAILQ_INSERT_TAIL(&host->idle, dcdfs_alloc_ref(alloc), idle_node);
+	TAILQ_INSERT_TAIL(&host->idle, alloc, idle_node);
 	alloc->idle = true;
 	host->nr_idle++;
 	host->idle_bytes += alloc->size;
