@@ -17,7 +17,8 @@
 
 #include "private.h"
 
-static void log_stderr(struct dcdfs_ctx *ctx, int priority, const char *file,
+static void __attribute__((format(printf, 6, 0)))
+log_stderr(struct dcdfs_ctx *ctx, int priority, const char *file,
 		       int line, const char *fn, const char *format,
 		       va_list args)
 {

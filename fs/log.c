@@ -17,7 +17,8 @@
 static bool use_syslog;
 static int max_priority = LOG_INFO;
 
-static void vlog(int priority, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vlog(int priority, const char *fmt, va_list ap)
 {
 	char msg[1024];
 	int n;
@@ -57,7 +58,8 @@ void fs_log_to_syslog(void)
  * libfuse sometimes logs one line in several calls (its "unknown option"
  * message comes in three): collect the pieces until the newline.
  */
-static void fuse_log_hook(enum fuse_log_level level, const char *fmt,
+static void __attribute__((format(printf, 2, 0)))
+fuse_log_hook(enum fuse_log_level level, const char *fmt,
 			  va_list ap)
 {
 	static __thread char line[1024];
@@ -76,7 +78,8 @@ static void fuse_log_hook(enum fuse_log_level level, const char *fmt,
 	len = 0;
 }
 
-static void core_log_hook(struct dcdfs_ctx *ctx, int priority,
+static void __attribute__((format(printf, 6, 0)))
+core_log_hook(struct dcdfs_ctx *ctx, int priority,
 			  const char *file, int line, const char *fn,
 			  const char *format, va_list args)
 {

@@ -62,7 +62,8 @@ usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static void log_to_stderr(struct dcdfs_ctx *ctx, int priority,
+static void __attribute__((format(printf, 6, 0)))
+log_to_stderr(struct dcdfs_ctx *ctx, int priority,
 			  const char *file, int line, const char *fn,
 			  const char *format, va_list args)
 {
