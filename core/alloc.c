@@ -383,7 +383,6 @@ int alloc_release_commit(struct dcdfs_alloc *alloc, bool by_unlink)
 {
 	struct dcdfs_host *host = alloc->host;
 	struct dcdfs_extent *v;
-	bool saved;
 	int rc;
 
 	v = calloc(alloc->nr_extents, sizeof(*v));
@@ -391,29 +390,46 @@ int alloc_release_commit(struct dcdfs_alloc *alloc, bool by_unlink)
 		return -ENOMEM;
 	for (size_t i = 0; i < alloc->nr_extents; i++)
 		v[i] = alloc->extents[i].ext;
-	scoped_guard(mutex, &host->lock)
-		saved = alloc->attr_saved;
 	alloc_map_drop(alloc);	/* unpinned, so idle if mapped */
-	if (saved && attrs_del(host->attrs, alloc->name) < 0)
-		dbg(host->ctx, "cannot forget the attributes of '%s',"
-		    " ignoring\n", alloc->name);
 	if (!by_unlink)
 		host_queue_change(host, DCDFS_CHANGE_REMOVED, alloc, true);
 	rc = host->be->ops->release(host->be, v, alloc->nr_extents);
 	free(v);
+	/* Not held any more: a forced release took it meanwhile. */
+	if (rc == -ENOENT)
+		rc = 0;
 
 	scoped_guard(mutex, &host->lock) {
 		if (alloc->state != DCDFS_ALLOC_RELEASING)
 			return 0;	/* revoked meanwhile */
+		/* Asked for: it stays held, nameless, until the device says. */
+		if (rc == -EINPROGRESS)
+			return 0;
 		if (rc == 0) {
 			alloc_set_state_locked(alloc, DCDFS_ALLOC_RELEASED);
 			host_unindex_locked(host, alloc);
-			return 0;
+			break;
 		}
+		/*
+		 * The device failed: the name comes back.  A release the FM
+		 * asked for stays due, and is tried again on the next pass.
+		 */
 		alloc_set_state_locked(alloc, alloc->requested ?
 					       DCDFS_ALLOC_RELEASE_PENDING :
 					       DCDFS_ALLOC_ACTIVE);
 		host_name_locked(host, alloc);
+		if (alloc->requested && !alloc->queued) {
+			alloc->queued = true;
+			dcdfs_alloc_ref(alloc);
+			TAILQ_INSERT_TAIL(&host->work, alloc, work_node);
+		}
+	}
+	if (rc == 0) {
+		/* Gone: a later allocation of that name starts afresh. */
+		if (alloc->attr_saved && attrs_del(host->attrs, alloc->name) < 0)
+			dbg(host->ctx, "cannot forget the attributes of '%s',"
+			    " ignoring\n", alloc->name);
+		return 0;
 	}
 	err(host->ctx, "cannot release '%s': %s\n", alloc->name,
 	    dcdfs_strerror(rc));

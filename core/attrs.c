@@ -3,12 +3,12 @@
  * DOC: attribute store
  *
  * One small SQLite database per host and region.  An entry exists only for
- * allocations whose ownership or mode was changed; it is deleted before the
- * allocation is given back, so a later allocation that happens to get the
- * same name starts from the mount's defaults.  (A crash in between loses
- * the chmod of an allocation that was being released anyway, never the
- * other way round.)  Entries for names the host no longer holds are pruned
- * when the host starts.
+ * allocations whose ownership or mode was changed; it is deleted once the
+ * allocation is given back (not before: if the device fails the release, the
+ * file comes back with its mode), so a later allocation that happens to get
+ * the same name starts from the mount's defaults.  Entries for names the
+ * host no longer holds are pruned when the host starts, which covers a
+ * crash between the release and the deletion.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <dcdfs/libdcdfs.h>
 
@@ -47,6 +48,10 @@ static void sim_info(struct dcdfs_backend *be, struct backend_info *ret)
 	ret->block_size = dev->block_size;
 	ret->numa_node = dev->numa_node;
 	ret->state_path = to_sim(be)->state_path;
+	/* The doorbell wakes the host; this only catches a bell lost to a crash. */
+	ret->poll_ms = 1000;
+	ret->host_releases = true;
+	ret->keep_idle_maps = true;
 }
 
 static int sim_event_fd(struct dcdfs_backend *be)
@@ -93,16 +98,22 @@ static int sim_release(struct dcdfs_backend *be,
 	return simdev_host_release(to_sim(be)->dev, extents, nr);
 }
 
+/* One memory file per extent. */
 static int sim_mem_open(struct dcdfs_backend *be,
-			const struct dcdfs_extent *extent,
-			struct backend_mem *ret)
+			const struct dcdfs_extent *extents, size_t nr,
+			struct memmap_seg *segs, size_t *ret_nr)
 {
-	int fd = simdev_mem_open(to_sim(be)->dev, extent);
+	for (size_t i = 0; i < nr; i++) {
+		int fd = simdev_mem_open(to_sim(be)->dev, &extents[i]);
 
-	if (fd < 0)
-		return fd;
-	ret->fd = fd;
-	ret->offset = 0;
+		if (fd < 0) {
+			while (i-- > 0)
+				(void) close(segs[i].fd);
+			return fd;
+		}
+		segs[i] = (struct memmap_seg){ fd, 0, extents[i].length };
+	}
+	*ret_nr = nr;
 	return 0;
 }
 

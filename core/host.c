@@ -44,8 +44,6 @@
 #include "private.h"
 
 #define PMD_SIZE (2ULL << 20)
-/* Look at the device this often even without a wake-up (a lost bell). */
-#define SAFETY_POLL_MS 1000
 
 static int name_cmp(struct dcdfs_alloc *a, struct dcdfs_alloc *b)
 {
@@ -249,20 +247,30 @@ static int cmp_seq(const void *a, const void *b)
 	return (int)x->seq - (int)y->seq;
 }
 
-/* Sequence numbers all zero (arrival order), or exactly 0..n-1. */
+/*
+ * Sequence numbers all zero (arrival order), or exactly 0..n-1 (sorted by
+ * them).  Anything else is refused and the group left in arrival order.
+ */
 static bool order_group(struct group *g)
 {
-	bool all_zero = true;
+	bool all_zero = true, ok = true;
+	_cleanup_free_ bool *seen = NULL;
 
 	for (size_t i = 0; i < g->nr; i++)
 		all_zero &= g->v[i].seq == 0;
 	if (all_zero)
 		return true;
-	qsort(g->v, g->nr, sizeof(*g->v), cmp_seq);
-	for (size_t i = 0; i < g->nr; i++)
-		if (g->v[i].seq != i)
-			return false;
-	return true;
+	seen = calloc(g->nr, sizeof(*seen));
+	if (!seen)
+		return false;
+	for (size_t i = 0; ok && i < g->nr; i++) {
+		ok = g->v[i].seq < g->nr && !seen[g->v[i].seq];
+		if (ok)
+			seen[g->v[i].seq] = true;
+	}
+	if (ok)
+		qsort(g->v, g->nr, sizeof(*g->v), cmp_seq);
+	return ok;
 }
 
 /*
@@ -396,6 +404,10 @@ static void settle_offers(struct dcdfs_host *host, struct dcdfs_alloc **allocs,
 			if (rc)
 				host_unindex_locked(host, alloc);
 		}
+		if (rc && alloc->attr_saved &&
+		    attrs_del(host->attrs, alloc->name) < 0)
+			dbg(host->ctx, "cannot forget the attributes of '%s',"
+			    " ignoring\n", alloc->name);
 		host_queue_change(host, rc ? DCDFS_CHANGE_REMOVED :
 					     DCDFS_CHANGE_ADDED, alloc, false);
 		dcdfs_alloc_unref(alloc);
@@ -418,7 +430,7 @@ static int handle_add(struct dcdfs_host *host, const struct backend_event *ev)
 	if (!allocs || !accepted)
 		return -ENOMEM;
 	rc = offer_groups(host, groups, ng, allocs, accepted, &na);
-	if (!rc)
+	if (!rc && !ev->done && host->be->ops->accept)
 		rc = host->be->ops->accept(host->be, ev->info.id, accepted, na);
 	if (rc < 0)
 		err(host->ctx, "cannot answer add event %" PRIu64 ": %s\n",
@@ -482,6 +494,9 @@ static bool decide_release_locked(struct dcdfs_host *host,
 	switch (a->state) {
 	case DCDFS_ALLOC_ACTIVE:
 		a->requested = true;
+		/* A device that completes it on its own needs nothing from us. */
+		if (!a->pins && !host->info.host_releases)
+			return false;
 		if (!a->pins) {
 			alloc_set_state_locked(a, DCDFS_ALLOC_RELEASING);
 			host_unname_locked(host, a);
@@ -491,6 +506,12 @@ static bool decide_release_locked(struct dcdfs_host *host,
 		*refused = true;
 		return false;
 	case DCDFS_ALLOC_RELEASE_PENDING:
+		/* Unpinned with its release due: a failed try left it so. */
+		if (!a->pins && host->info.host_releases) {
+			alloc_set_state_locked(a, DCDFS_ALLOC_RELEASING);
+			host_unname_locked(host, a);
+			return true;
+		}
 		*refused = true;
 		return false;
 	default:
@@ -542,8 +563,9 @@ static int handle_release(struct dcdfs_host *host,
 	for (size_t i = 0; i < t.nr; i++)
 		if (commit[i])
 			(void) alloc_release_commit(t.allocs[i], false);
-	rc = release_strays(host, t.strays, t.nr_strays);
-	if (refused) {
+	if (host->info.host_releases)
+		rc = release_strays(host, t.strays, t.nr_strays);
+	if (refused && host->be->ops->refuse) {
 		rc = host->be->ops->refuse(host->be, ev->info.id);
 		/* Completed by a racing rm meanwhile: nothing to refuse. */
 		if (rc == -ENOENT)
@@ -552,6 +574,52 @@ static int handle_release(struct dcdfs_host *host,
 	free(commit);
 	touched_free(&t);
 	return rc;
+}
+
+/*
+ * The device completed a release on its own (the kernel backend): the
+ * extents are gone.  An unpinned allocation is released; a pinned one, whose
+ * memory went from under its users, revoked.
+ */
+static void gone_locked(struct dcdfs_host *host, struct dcdfs_alloc *a,
+			enum dcdfs_change_kind *ret_kind)
+{
+	*ret_kind = DCDFS_CHANGE_REMOVED;
+	if (a->pins) {
+		alloc_set_state_locked(a, DCDFS_ALLOC_REVOKED);
+		*ret_kind = DCDFS_CHANGE_REVOKED;
+	} else {
+		if (a->state != DCDFS_ALLOC_RELEASING)
+			alloc_set_state_locked(a, DCDFS_ALLOC_RELEASING);
+		alloc_set_state_locked(a, DCDFS_ALLOC_RELEASED);
+	}
+	host_unindex_locked(host, a);
+}
+
+static int handle_gone(struct dcdfs_host *host, const struct backend_event *ev)
+{
+	enum dcdfs_change_kind *kind;
+	struct touched t = { 0 };
+	int rc;
+
+	scoped_guard(mutex, &host->lock) {
+		rc = collect_touched_locked(host, ev, &t);
+		kind = rc ? NULL : calloc(t.nr + 1, sizeof(*kind));
+		for (size_t i = 0; kind && i < t.nr; i++)
+			gone_locked(host, t.allocs[i], &kind[i]);
+	}
+	for (size_t i = 0; kind && i < t.nr; i++) {
+		struct dcdfs_alloc *a = t.allocs[i];
+
+		alloc_map_drop(a);
+		if (a->attr_saved && attrs_del(host->attrs, a->name) < 0)
+			dbg(host->ctx, "cannot forget the attributes of '%s',"
+			    " ignoring\n", a->name);
+		host_queue_change(host, kind[i], a, false);
+	}
+	free(kind);
+	touched_free(&t);
+	return kind || !t.nr ? 0 : -ENOMEM;
 }
 
 /* A forced release: the memory is gone already.  Revoke, then tidy up. */
@@ -603,10 +671,22 @@ static int handle_forced(struct dcdfs_host *host,
 	return rc;
 }
 
-/* Releases that became due at a last unpin. */
+/*
+ * Releases that became due at a last unpin.  Those queued now are handled;
+ * one that fails is queued again, for the next pass.
+ */
 static void handle_work(struct dcdfs_host *host)
 {
-	for (;;) {
+	size_t todo;
+
+	scoped_guard(mutex, &host->lock) {
+		struct dcdfs_alloc *a;
+
+		todo = 0;
+		TAILQ_FOREACH(a, &host->work, work_node)
+			todo++;
+	}
+	while (todo--) {
 		struct dcdfs_alloc *a;
 		bool commit = false;
 
@@ -616,8 +696,12 @@ static void handle_work(struct dcdfs_host *host)
 				return;
 			TAILQ_REMOVE(&host->work, a, work_node);
 			a->queued = false;
+			/*
+			 * A device that completes releases itself does so
+			 * when the FM retries, now that the claim is gone.
+			 */
 			if (a->state == DCDFS_ALLOC_RELEASE_PENDING &&
-			    !a->pins) {
+			    !a->pins && host->info.host_releases) {
 				alloc_set_state_locked(a,
 						       DCDFS_ALLOC_RELEASING);
 				host_unname_locked(host, a);
@@ -652,6 +736,8 @@ DCDFS_EXPORT int dcdfs_host_process(struct dcdfs_host *host)
 
 		if (ev->info.kind == DCDFS_EVENT_ADD)
 			r = handle_add(host, ev);
+		else if (ev->done)
+			r = handle_gone(host, ev);
 		else if (ev->info.kind == DCDFS_EVENT_RELEASE)
 			r = handle_release(host, ev);
 		else
@@ -678,7 +764,7 @@ DCDFS_EXPORT int dcdfs_host_run(struct dcdfs_host *host)
 		if (rc < 0)
 			err(host->ctx, "handling device events failed: %s,"
 			    " retrying\n", dcdfs_strerror(rc));
-		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, SAFETY_POLL_MS) < 0 &&
+		if (poll(pfd, pfd[1].fd >= 0 ? 2 : 1, host->info.poll_ms) < 0 &&
 		    errno != EINTR)
 			return -errno;
 		if (pfd[0].revents & POLLIN &&
@@ -751,6 +837,8 @@ static int open_backend(struct dcdfs_ctx *ctx,
 {
 	if (!cfg->backend || !strcmp(cfg->backend, "sim"))
 		return backend_sim_open(ctx, cfg, ret);
+	if (!strcmp(cfg->backend, "kernel"))
+		return backend_kernel_open(ctx, cfg, ret);
 	return set_error(-EINVAL, "unknown backend '%s'", cfg->backend);
 }
 
@@ -835,6 +923,7 @@ static struct dcdfs_host *host_alloc(struct dcdfs_ctx *ctx,
 				     const struct dcdfs_host_config *cfg)
 {
 	struct dcdfs_host *host = calloc(1, sizeof(*host));
+	pthread_condattr_t attr;
 
 	if (!host)
 		return NULL;
@@ -848,8 +937,12 @@ static struct dcdfs_host *host_alloc(struct dcdfs_ctx *ctx,
 	pthread_mutex_init(&host->change_lock, NULL);
 	pthread_mutex_init(&host->idle_lock, NULL);
 	TAILQ_INIT(&host->idle);
-	pthread_cond_init(&host->change_cond, NULL);
-	pthread_cond_init(&host->done_cond, NULL);
+	/* Timed waits measure against CLOCK_MONOTONIC (deadline_in()). */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&host->change_cond, &attr);
+	pthread_cond_init(&host->done_cond, &attr);
+	pthread_condattr_destroy(&attr);
 	RB_INIT(&host->names);
 	RB_INIT(&host->extents);
 	TAILQ_INIT(&host->work);

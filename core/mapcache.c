@@ -9,7 +9,9 @@
  * is bounded in mappings and in bytes (each mapping costs a VMA, and page
  * tables for what was touched); past the bounds the oldest idle mapping is
  * unmapped.  A mapping is dropped at once when its allocation is released or
- * revoked.
+ * revoked, and at the last unpin when the backend says a mapping holds the
+ * capacity (a DAX claim on the kernel backend keeps the FM from taking it
+ * back: it must end with the last user).
  *
  * Locks: alloc->map_lock protects map and map_users; host->idle_lock, a
  * leaf taken inside map_lock, protects the idle list and its counters.  The
@@ -30,33 +32,54 @@
 #define MAX_IDLE_MAPS 256
 #define MAX_IDLE_BYTES (16ULL << 30)
 
+/* The extents of @alloc, in file order, in a fresh array. */
+static struct dcdfs_extent *alloc_extents(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_extent *v = calloc(alloc->nr_extents, sizeof(*v));
+
+	for (size_t i = 0; v && i < alloc->nr_extents; i++)
+		v[i] = alloc->extents[i].ext;
+	return v;
+}
+
 static int map_create(struct dcdfs_alloc *alloc)
 {
 	struct dcdfs_backend *be = alloc->host->be;
-	struct memmap_seg *segs;
-	size_t i;
-	int rc = 0;
+	_cleanup_free_ struct dcdfs_extent *ext = alloc_extents(alloc);
+	_cleanup_free_ struct memmap_seg *segs = NULL;
+	size_t nr = 0;
+	int rc;
 
 	segs = calloc(alloc->nr_extents, sizeof(*segs));
-	if (!segs)
+	if (!ext || !segs)
 		return -ENOMEM;
-	for (i = 0; i < alloc->nr_extents; i++) {
-		struct backend_mem mem;
-
-		rc = be->ops->mem_open(be, &alloc->extents[i].ext, &mem);
-		if (rc < 0)
-			break;
-		segs[i] = (struct memmap_seg){ mem.fd, mem.offset,
-					       alloc->extents[i].ext.length };
-	}
-	if (!rc)
-		rc = memmap_new(alloc->host->ctx, segs, alloc->nr_extents,
-				alloc->host->info.numa_node, &alloc->map);
+	rc = be->ops->mem_open(be, ext, alloc->nr_extents, segs, &nr);
+	if (rc < 0)
+		return rc;
+	rc = memmap_new(alloc->host->ctx, segs, nr,
+			alloc->host->info.numa_node, &alloc->map);
 	/* The mapping keeps the memory; the descriptors can go. */
-	while (i-- > 0)
+	for (size_t i = 0; i < nr; i++)
 		(void) close(segs[i].fd);
-	free(segs);
+	if (rc < 0 && be->ops->mem_close)
+		be->ops->mem_close(be, ext, alloc->nr_extents);
 	return rc;
+}
+
+/* Unmap, and let the backend know (a claim ends there). */
+static void map_destroy(struct dcdfs_alloc *alloc)
+{
+	struct dcdfs_backend *be = alloc->host->be;
+	struct dcdfs_extent *ext;
+
+	memmap_free(alloc->map);
+	alloc->map = NULL;
+	if (!be->ops->mem_close)
+		return;
+	ext = alloc_extents(alloc);
+	if (ext)
+		be->ops->mem_close(be, ext, alloc->nr_extents);
+	free(ext);
 }
 
 /* Take @alloc off the idle list; returns the list's reference to drop. */
@@ -96,8 +119,7 @@ void alloc_map_drop(struct dcdfs_alloc *alloc)
 		if (alloc->map_users || !alloc->map)
 			break;
 		ref = idle_remove(alloc);
-		memmap_free(alloc->map);
-		alloc->map = NULL;
+		map_destroy(alloc);
 	}
 	dcdfs_alloc_unref(ref);
 }
@@ -143,16 +165,16 @@ int alloc_map_get(struct dcdfs_alloc *alloc)
 void alloc_map_put(struct dcdfs_alloc *alloc)
 {
 	enum dcdfs_alloc_state state = dcdfs_alloc_get_state(alloc);
-	bool gone = state == DCDFS_ALLOC_RELEASED ||
-		    state == DCDFS_ALLOC_REVOKED;
+	bool drop = state == DCDFS_ALLOC_RELEASED ||
+		    state == DCDFS_ALLOC_REVOKED ||
+		    !alloc->host->info.keep_idle_maps;
 
 	scoped_guard(mutex, &alloc->map_lock) {
 		assert(alloc->map_users);
 		if (--alloc->map_users)
 			return;
-		if (gone) {
-			memmap_free(alloc->map);
-			alloc->map = NULL;
+		if (drop) {
+			map_destroy(alloc);
 			return;
 		}
 		idle_add(alloc);

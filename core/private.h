@@ -51,8 +51,9 @@ void dcdfs_log(struct dcdfs_ctx *ctx, int priority, const char *file,
 void clear_error(void);
 int set_error(int rc, const char *format, ...) _printf_(2, 3);
 
-/* sysfs.c */
+/* sysfs.c: attributes; errno captured, -EFBIG if a value does not fit. */
 int sysfs_write_attr(const char *path, const char *value) _must_check_;
+int sysfs_read_attr(const char *path, char *buf, size_t len) _must_check_;
 
 static inline bool add_overflows(uint64_t a, uint64_t b, uint64_t *ret)
 {

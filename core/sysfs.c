@@ -78,6 +78,25 @@ int sysfs_write_attr(const char *path, const char *value)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+/* The value without its trailing newline, NUL-terminated. */
+int sysfs_read_attr(const char *path, char *buf, size_t len)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n == len)
+		return -EFBIG;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
 DCDFS_EXPORT int dcdfs_mount_set_read_ahead(const char *mountpoint,
 					    unsigned int kb)
 {

@@ -31,6 +31,11 @@ struct fs_opts {
 	char *device;
 	char *backend;
 	char *state;
+	char *cxl_region;
+	char *sysfs;
+	char *devdir;
+	char *release_helper;
+	unsigned int poll_ms;
 	unsigned int host;
 	unsigned int region;
 	unsigned int uid;	/* -1: the daemon's */

@@ -40,6 +40,11 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("uid=%u", uid),
 	OPT("gid=%u", gid),
 	OPT("mode=%o", mode),
+	OPT("cxl_region=%s", cxl_region),
+	OPT("sysfs=%s", sysfs),
+	OPT("devdir=%s", devdir),
+	OPT("poll=%u", poll_ms),
+	OPT("release_helper=%s", release_helper),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -82,13 +87,20 @@ static void usage(void)
 	       "                       created on first use with 16 GiB)\n"
 	       "    -o host=H          host id on the device (default 0)\n"
 	       "    -o region=R        DC region to present (default 0)\n"
-	       "    -o backend=sim     where capacity comes from (sim)\n"
+	       "    -o backend=sim|kernel  where capacity comes from (sim)\n"
 	       "    -o state=FILE      where chmod/chown are kept (default: in\n"
 	       "                       the device directory)\n"
 	       "    -o uid=U,gid=G     owner of the files (default: the daemon's)\n"
 	       "    -o mode=M          permissions of the files, octal (default\n"
 	       "                       0600); the directory gets x where r is\n"
-	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100\n\n");
+	       "kernel backend (docs/kernel-backend.md):\n"
+	       "    -o cxl_region=regionN  the DC region to present (required)\n"
+	       "    -o sysfs=ROOT      sysfs root (default /sys)\n"
+	       "    -o devdir=DIR      DAX devices directory (default /dev)\n"
+	       "    -o poll=MS         scan for extents every MS (default 200)\n"
+	       "    -o release_helper=PROG  run by rm to ask the FM for a release\n"
+	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100\n"
+	       "example: dcdfs /mnt/dcd -o backend=kernel,cxl_region=region0\n\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -126,7 +138,65 @@ static int parse_args(struct fuse_args *args, struct fs_opts *opts,
 	return 0;
 }
 
-static int check_opts(const struct fs_opts *opts)
+/* Options of one backend given to the other: say so, do not ignore them. */
+static int opts_fit_backend(const struct fs_opts *opts)
+{
+	bool kernel = opts->backend && !strcmp(opts->backend, "kernel");
+
+	if (opts->backend && !kernel && strcmp(opts->backend, "sim")) {
+		fs_log(LOG_ERR, "backend=%s is not known (sim, kernel)",
+		       opts->backend);
+		return -1;
+	}
+	if (kernel && !opts->cxl_region) {
+		fs_log(LOG_ERR, "backend=kernel needs cxl_region=regionN");
+		return -1;
+	}
+	if (kernel && (opts->device || opts->host || opts->region)) {
+		fs_log(LOG_ERR, "device, host and region are for backend=sim;"
+		       " backend=kernel takes cxl_region");
+		return -1;
+	}
+	if (!kernel && (opts->cxl_region || opts->sysfs || opts->devdir ||
+			opts->poll_ms || opts->release_helper)) {
+		fs_log(LOG_ERR, "cxl_region, sysfs, devdir, poll and"
+		       " release_helper need backend=kernel");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The daemon works from /: paths it keeps must not depend on where it was
+ * started.  A path that does not exist yet (the state file) keeps its
+ * directory's resolution.
+ */
+static int absolutize(char **path)
+{
+	char *abs, *dir, *base, *slash;
+
+	if (!*path || (*path)[0] == '/')
+		return 0;
+	abs = realpath(*path, NULL);
+	if (!abs) {
+		slash = strrchr(*path, '/');
+		dir = realpath(slash ? strndupa(*path, (size_t)(slash - *path)) :
+				       ".", NULL);
+		base = slash ? slash + 1 : *path;
+		if (!dir || asprintf(&abs, "%s/%s", dir, base) < 0)
+			abs = NULL;
+		free(dir);
+	}
+	if (!abs) {
+		fs_log(LOG_ERR, "bad path '%s': %s", *path, strerror(errno));
+		return -1;
+	}
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
+static int check_opts(struct fs_opts *opts)
 {
 	if (opts->host > DCDFS_SIMDEV_MAX_HOST) {
 		fs_log(LOG_ERR, "host=%u is out of range (0-%d)", opts->host,
@@ -138,10 +208,10 @@ static int check_opts(const struct fs_opts *opts)
 		       opts->region, DCDFS_SIMDEV_MAX_REGIONS - 1);
 		return -1;
 	}
-	if (opts->backend && strcmp(opts->backend, "sim")) {
-		fs_log(LOG_ERR, "backend=%s is not known (sim)", opts->backend);
+	if (opts_fit_backend(opts) < 0 || absolutize(&opts->sysfs) < 0 ||
+	    absolutize(&opts->devdir) < 0 || absolutize(&opts->state) < 0 ||
+	    absolutize(&opts->release_helper) < 0)
 		return -1;
-	}
 	if (opts->mode != UINT_MAX && opts->mode > 07777) {
 		fs_log(LOG_ERR, "mode=%o is not a permission mode",
 		       opts->mode);
@@ -255,6 +325,11 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 		.uid = opts->uid != UINT_MAX ? opts->uid : geteuid(),
 		.gid = opts->gid != UINT_MAX ? opts->gid : getegid(),
 		.mode = opts->mode != UINT_MAX ? opts->mode : 0600,
+		.cxl_region = opts->cxl_region,
+		.sysfs = opts->sysfs,
+		.devdir = opts->devdir,
+		.poll_ms = opts->poll_ms,
+		.release_helper = opts->release_helper,
 	};
 	int rc;
 
@@ -318,7 +393,8 @@ out_signals:
 
 static char *mount_options(const struct fs_opts *opts)
 {
-	char *s, *dev = opts->device ? strdup(opts->device) :
+	char *s, *dev = opts->cxl_region ? strdup(opts->cxl_region) :
+			opts->device ? strdup(opts->device) :
 				       dcdfs_simdev_default_path();
 
 	if (!dev)
@@ -387,6 +463,10 @@ out:
 	free(opts.pos[1]);
 	free(opts.backend);
 	free(opts.state);
+	free(opts.cxl_region);
+	free(opts.sysfs);
+	free(opts.devdir);
+	free(opts.release_helper);
 	fuse_opt_free_args(&args);
 	return rc;
 }

@@ -510,6 +510,13 @@ enum dcdfs_alloc_state {
  * @uid: owner of allocations that were never chown'd
  * @gid: group of allocations that were never chown'd
  * @mode: permission bits of allocations that were never chmod'd
+ * @cxl_region: kernel: the DC region, "regionN"
+ * @sysfs: kernel: where sysfs is mounted; NULL for /sys
+ * @devdir: kernel: where the DAX devices are; NULL for /dev
+ * @poll_ms: kernel: how often to scan for extents; 0 for 200
+ * @release_helper: kernel: program run by dcdfs_alloc_release(), or NULL
+ *
+ * See docs/kernel-backend.md for the kernel backend.
  */
 struct dcdfs_host_config {
 	const char *backend;
@@ -520,6 +527,11 @@ struct dcdfs_host_config {
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t mode;
+	const char *cxl_region;
+	const char *sysfs;
+	const char *devdir;
+	unsigned int poll_ms;
+	const char *release_helper;
 };
 
 /**

@@ -1,0 +1,1020 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * DOC: kernel backend - a host running the CXL DCD patch series
+ *
+ * The kernel accepts and releases extents itself; userspace sees the result
+ * in sysfs and nothing else (no uevents), so:
+ *
+ * - extents are found by scanning dax_regionN/extentN.K; an extent seen in
+ *   two scans in a row that the host did not hold is an add the kernel has
+ *   accepted already (a "done" add), one that vanished a release the kernel
+ *   completed (a "done" release).  Waiting for two scans keeps a tag group
+ *   caught half-created from being split;
+ * - the kernel refuses a release only while a DAX device claims the extent,
+ *   so a pin is a claimed DAX device (mem_open/mem_close); the host drops
+ *   mappings at the last unpin (keep_idle_maps false) so the claim ends
+ *   with the last user;
+ * - a refused release is visible only as a cxl_dynamic_capacity trace
+ *   record, read from a tracefs instance of our own when there is one;
+ * - the host cannot release extents: rm runs the release helper, if any,
+ *   and the extent goes when the orchestrator has the FM release it.
+ *
+ * Claims made are written to a file next to the state store, so that the
+ * DAX devices of a daemon that died holding them are torn down by the next.
+ *
+ * One mutex serialises the ops: the host's event thread and the FUSE
+ * threads (open, close, rm) call in concurrently.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dcdfs/libdcdfs.h>
+
+#include "backend.h"
+#include "cleanup.h"
+#include "config.h"
+#include "ksysfs.h"
+#include "private.h"
+
+#define DEFAULT_POLL_MS 200
+#define PATH_LEN 4096
+
+extern char **environ;
+
+/* A set of extents, sorted by offset. */
+struct kset {
+	struct dcdfs_extent *v;
+	size_t nr, cap;
+};
+
+struct kclaim {
+	uint64_t offset;	/* of the allocation's first extent */
+	char dev[32];		/* daxN.M */
+};
+
+struct kernel_backend {
+	struct dcdfs_backend be;	/* first: the ops get this pointer */
+	char *root;			/* sysfs root */
+	char *devdir;
+	char *helper;			/* release helper, or NULL */
+	char *state_path;
+	char *claims_path;
+	char region[32];		/* "regionN" */
+	unsigned int id;		/* N */
+	enum kabi abi;
+	uint64_t base, size, dpa;	/* region HPA, size; decoder DPA base */
+	bool have_dpa;
+	int numa_node;
+	int poll_ms;
+
+	/* lock serialises every op and protects everything below. */
+	pthread_mutex_t lock;
+	struct kset known;		/* extents reported to the host */
+	struct kset candidates;		/* new in the last scan, not yet told */
+	uint64_t next_event;
+	struct kclaim *claims;
+	size_t nr_claims;
+	int trace_fd;			/* trace_pipe of our instance, or -1 */
+	char *trace_instance;
+	char trace_partial[512];	/* a line not yet complete */
+};
+
+static struct kernel_backend *to_k(struct dcdfs_backend *be)
+{
+	return (struct kernel_backend *)be;
+}
+
+static int kpath(const struct kernel_backend *k, char *buf, const char *fmt,
+		 ...) __attribute__((format(printf, 3, 4)));
+
+/* ROOT/bus/cxl/devices/ + the formatted rest. */
+static int kpath(const struct kernel_backend *k, char *buf, const char *fmt,
+		 ...)
+{
+	va_list ap;
+	int n, m;
+
+	n = snprintf(buf, PATH_LEN, "%s/bus/cxl/devices/", k->root);
+	va_start(ap, fmt);
+	m = vsnprintf(buf + n, PATH_LEN - (size_t)n, fmt, ap);
+	va_end(ap);
+	return (size_t)(n + m) < PATH_LEN ? 0 : -ENAMETOOLONG;
+}
+
+/* Read attribute ROOT/bus/cxl/devices/dax_regionN/OBJ/ATTR as a number. */
+static int read_dax_u64(const struct kernel_backend *k, const char *obj,
+			const char *attr, uint64_t *ret)
+{
+	char path[PATH_LEN], buf[64];
+	int rc = kpath(k, path, "dax_region%u/%s/%s", k->id, obj, attr);
+
+	if (!rc)
+		rc = sysfs_read_attr(path, buf, sizeof(buf));
+	return rc < 0 ? rc : ksysfs_parse_u64(buf, ret);
+}
+
+static int write_dax(const struct kernel_backend *k, const char *obj,
+		     const char *attr, const char *value)
+{
+	char path[PATH_LEN];
+	int rc = kpath(k, path, "dax_region%u/%s/%s", k->id, obj, attr);
+
+	return rc < 0 ? rc : sysfs_write_attr(path, value);
+}
+
+static int write_driver(const struct kernel_backend *k, const char *attr,
+			const char *dev)
+{
+	char path[PATH_LEN];
+
+	if ((size_t)snprintf(path, sizeof(path),
+			     "%s/bus/dax/drivers/device_dax/%s", k->root,
+			     attr) >= sizeof(path))
+		return -ENAMETOOLONG;
+	return sysfs_write_attr(path, dev);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Extent sets                                                              */
+/* ------------------------------------------------------------------------ */
+
+static bool same_extent(const struct dcdfs_extent *a,
+			const struct dcdfs_extent *b)
+{
+	return a->offset == b->offset && a->length == b->length &&
+	       a->tagged == b->tagged &&
+	       (!a->tagged || !memcmp(a->tag, b->tag, DCDFS_TAG_SIZE));
+}
+
+static const struct dcdfs_extent *kset_find(const struct kset *s,
+					    const struct dcdfs_extent *e)
+{
+	size_t lo = 0, hi = s->nr;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->v[mid].offset < e->offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->nr && same_extent(&s->v[lo], e) ? &s->v[lo] : NULL;
+}
+
+static int kset_push(struct kset *s, const struct dcdfs_extent *e)
+{
+	if (s->nr == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct dcdfs_extent *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->nr++] = *e;
+	return 0;
+}
+
+static int cmp_offset(const void *a, const void *b)
+{
+	const struct dcdfs_extent *x = a, *y = b;
+
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void kset_sort(struct kset *s)
+{
+	qsort(s->v, s->nr, sizeof(*s->v), cmp_offset);
+}
+
+static void kset_clear(struct kset *s)
+{
+	free(s->v);
+	*s = (struct kset){ 0 };
+}
+
+/* ------------------------------------------------------------------------ */
+/* Scanning                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Every extent of the region now, sorted; bad ones skipped, and said so. */
+static int scan(struct kernel_backend *k, struct kset *ret)
+{
+	char dir[PATH_LEN], sub[PATH_LEN + 64];
+	struct dirent *de;
+	unsigned int a, b;
+	DIR *d;
+	int rc = kpath(k, dir, "dax_region%u", k->id);
+
+	if (rc < 0)
+		return rc;
+	d = opendir(dir);
+	if (!d)
+		return set_error(-errno, "cannot read '%s': %s", dir,
+				 strerror(errno));
+	*ret = (struct kset){ 0 };
+	while (!rc && (de = readdir(d))) {
+		struct dcdfs_extent e;
+		char tail;
+
+		if (sscanf(de->d_name, "extent%u.%u%c", &a, &b, &tail) != 2)
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
+				     de->d_name) >= sizeof(sub))
+			continue;
+		rc = ksysfs_read_extent(sub, k->size, &e);
+		if (rc == -ENOENT) {	/* vanished while we looked */
+			rc = 0;
+			continue;
+		}
+		if (rc < 0) {
+			err(k->be.ctx, "skipping '%s': %s\n", sub,
+			    rc == -ERANGE ? "outside its region" :
+					    "unreadable attributes");
+			rc = 0;
+			continue;
+		}
+		e.region = k->id;
+		rc = kset_push(ret, &e);
+	}
+	closedir(d);
+	if (rc < 0) {
+		kset_clear(ret);
+		return rc;
+	}
+	kset_sort(ret);
+	return 0;
+}
+
+static bool same_tag(const struct dcdfs_extent *a, const uint8_t *tag)
+{
+	return a->tagged && !memcmp(a->tag, tag, DCDFS_TAG_SIZE);
+}
+
+/* Is every new extent of @e's tag group the same in @now and in @before? */
+static bool group_stable(const struct kset *now, const struct kset *before,
+			 const struct dcdfs_extent *e)
+{
+	size_t in_now = 0, in_before = 0;
+
+	if (!e->tagged)
+		return kset_find(before, e) != NULL;
+	for (size_t i = 0; i < now->nr; i++) {
+		if (!same_tag(&now->v[i], e->tag))
+			continue;
+		if (!kset_find(before, &now->v[i]))
+			return false;
+		in_now++;
+	}
+	for (size_t i = 0; i < before->nr; i++)
+		in_before += same_tag(&before->v[i], e->tag);
+	return in_now == in_before;
+}
+
+static struct backend_event *new_event(struct kernel_backend *k,
+				       struct backend_event **v, size_t *nr,
+				       enum dcdfs_event_kind kind, bool done)
+{
+	struct backend_event *nv = realloc(*v, (*nr + 1) * sizeof(**v));
+
+	if (!nv)
+		return NULL;
+	*v = nv;
+	nv = &nv[(*nr)++];
+	memset(nv, 0, sizeof(*nv));
+	nv->info.id = ++k->next_event;
+	nv->info.kind = kind;
+	nv->info.state = DCDFS_EVENT_NEW;
+	nv->info.region = k->id;
+	nv->done = done;
+	return nv;
+}
+
+static int event_push(struct backend_event *ev, const struct dcdfs_extent *e)
+{
+	struct dcdfs_extent *v = realloc(ev->extents, (ev->nr_extents + 1) *
+						      sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	ev->extents = v;
+	v[ev->nr_extents++] = *e;
+	ev->info.nr_extents = (unsigned int)ev->nr_extents;
+	return 0;
+}
+
+/* Known extents that vanished: one done release. */
+static int diff_gone(struct kernel_backend *k, const struct kset *now,
+		     struct backend_event **v, size_t *nr)
+{
+	struct backend_event *ev = NULL;
+	struct kset keep = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < k->known.nr; i++) {
+		const struct dcdfs_extent *e = &k->known.v[i];
+
+		if (kset_find(now, e)) {
+			rc = kset_push(&keep, e);
+			continue;
+		}
+		if (!ev)
+			ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, true);
+		rc = ev ? event_push(ev, e) : -ENOMEM;
+	}
+	if (rc < 0) {
+		kset_clear(&keep);
+		return rc;
+	}
+	kset_clear(&k->known);
+	k->known = keep;
+	return 0;
+}
+
+/* New extents seen twice, whole tag groups: one done add. */
+static int diff_new(struct kernel_backend *k, const struct kset *now,
+		    struct backend_event **v, size_t *nr)
+{
+	struct backend_event *ev = NULL;
+	struct kset fresh = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; !rc && i < now->nr; i++)
+		if (!kset_find(&k->known, &now->v[i]))
+			rc = kset_push(&fresh, &now->v[i]);
+	for (size_t i = 0; !rc && i < fresh.nr; i++) {
+		const struct dcdfs_extent *e = &fresh.v[i];
+
+		if (!group_stable(&fresh, &k->candidates, e))
+			continue;
+		if (!ev)
+			ev = new_event(k, v, nr, DCDFS_EVENT_ADD, true);
+		rc = ev ? event_push(ev, e) : -ENOMEM;
+		if (!rc)
+			rc = kset_push(&k->known, e);
+	}
+	kset_sort(&k->known);
+	kset_clear(&k->candidates);
+	k->candidates = fresh;
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Trace records                                                            */
+/* ------------------------------------------------------------------------ */
+
+static const char trace_event[] = "events/cxl/cxl_dynamic_capacity/enable";
+
+static void trace_close(struct kernel_backend *k)
+{
+	char path[PATH_LEN];
+
+	if (k->trace_fd >= 0)
+		(void) close(k->trace_fd);
+	k->trace_fd = -1;
+	if (!k->trace_instance)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", k->trace_instance, trace_event);
+	if (sysfs_write_attr(path, "0") < 0 || rmdir(k->trace_instance) < 0)
+		dbg(k->be.ctx, "cannot remove tracefs instance '%s'\n",
+		    k->trace_instance);
+	free(k->trace_instance);
+	k->trace_instance = NULL;
+}
+
+/* An instance of our own: enabling the event there disturbs nobody. */
+static void trace_open(struct kernel_backend *k)
+{
+	char path[PATH_LEN];
+	int rc;
+
+	if (asprintf(&k->trace_instance, "%s/kernel/tracing/instances/dcdfs-%d",
+		     k->root, (int)getpid()) < 0) {
+		k->trace_instance = NULL;
+		return;
+	}
+	if (mkdir(k->trace_instance, 0700) < 0 && errno != EEXIST) {
+		info(k->be.ctx, "no tracefs instance (%s): refused releases"
+		     " will not show as release-pending\n", strerror(errno));
+		free(k->trace_instance);
+		k->trace_instance = NULL;
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", k->trace_instance, trace_event);
+	rc = sysfs_write_attr(path, "1");
+	snprintf(path, sizeof(path), "%s/trace_pipe", k->trace_instance);
+	if (!rc)
+		k->trace_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (rc < 0 || k->trace_fd < 0 || !k->have_dpa) {
+		info(k->be.ctx, "cannot follow cxl_dynamic_capacity: refused"
+		     " releases will not show as release-pending\n");
+		trace_close(k);
+	}
+}
+
+/* A release record of a known extent: the FM asked for it. */
+static int trace_record(struct kernel_backend *k, const char *line,
+			struct backend_event **v, size_t *nr,
+			struct backend_event **ev)
+{
+	struct dcdfs_extent e = { 0 };
+	const struct dcdfs_extent *known;
+	struct ktrace t;
+
+	if (ksysfs_parse_trace(line, &t) < 0 || t.type != KTRACE_RELEASE ||
+	    t.dpa < k->dpa)
+		return 0;
+	e.offset = t.dpa - k->dpa;
+	e.length = t.length;
+	e.tagged = t.tagged;
+	memcpy(e.tag, t.tag, DCDFS_TAG_SIZE);
+	known = kset_find(&k->known, &e);
+	if (!known)
+		return 0;
+	if (!*ev)
+		*ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, false);
+	return *ev ? event_push(*ev, known) : -ENOMEM;
+}
+
+static int trace_read(struct kernel_backend *k, struct backend_event **v,
+		      size_t *nr)
+{
+	struct backend_event *ev = NULL;
+	char buf[4096], *line, *nl;
+	size_t have = strlen(k->trace_partial);
+	ssize_t n;
+	int rc = 0;
+
+	if (k->trace_fd < 0)
+		return 0;
+	memcpy(buf, k->trace_partial, have);
+	while ((n = read(k->trace_fd, buf + have,
+			 sizeof(buf) - have - 1)) > 0) {
+		buf[have + (size_t)n] = '\0';
+		for (line = buf; !rc && (nl = strchr(line, '\n'));
+		     line = nl + 1) {
+			*nl = '\0';
+			rc = trace_record(k, line, v, nr, &ev);
+		}
+		have = strlen(line);
+		/* A line longer than the buffer is not ours: drop it. */
+		if (have >= sizeof(k->trace_partial))
+			have = 0;
+		memmove(buf, line, have);
+	}
+	memcpy(k->trace_partial, buf, have);
+	k->trace_partial[have] = '\0';
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Ops                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void kernel_info(struct dcdfs_backend *be, struct backend_info *ret)
+{
+	struct kernel_backend *k = to_k(be);
+
+	ret->capacity = k->size;
+	ret->block_size = 2ULL << 20;
+	ret->numa_node = k->numa_node;
+	ret->state_path = k->state_path;
+	ret->poll_ms = k->poll_ms;
+	ret->host_releases = false;
+	ret->keep_idle_maps = false;
+}
+
+static int kernel_event_fd(struct dcdfs_backend *be)
+{
+	(void) be;
+	return -1;	/* no wake-ups: scans, every poll_ms */
+}
+
+static int kernel_events(struct dcdfs_backend *be, bool all,
+			 struct backend_event **ret, size_t *ret_nr)
+{
+	struct kernel_backend *k = to_k(be);
+	struct backend_event *v = NULL;
+	struct kset now;
+	size_t nr = 0;
+	int rc;
+
+	(void) all;
+	guard(mutex)(&k->lock);
+	rc = scan(k, &now);
+	if (rc < 0)
+		return rc;
+	rc = diff_gone(k, &now, &v, &nr);
+	if (!rc)
+		rc = diff_new(k, &now, &v, &nr);
+	if (!rc)
+		rc = trace_read(k, &v, &nr);
+	kset_clear(&now);
+	if (rc < 0) {
+		backend_events_free(v, nr);
+		return rc;
+	}
+	*ret = v;
+	*ret_nr = nr;
+	return 0;
+}
+
+/* At start: what the kernel holds, once two scans agree. */
+static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
+			  size_t *ret_nr)
+{
+	struct kernel_backend *k = to_k(be);
+	int rc = 0;
+
+	guard(mutex)(&k->lock);
+	for (int round = 0; round < 50 && !rc; round++) {
+		struct kset now;
+		bool settled;
+
+		rc = scan(k, &now);
+		if (rc < 0)
+			break;
+		settled = now.nr == k->candidates.nr;
+		for (size_t i = 0; settled && i < now.nr; i++)
+			settled = same_extent(&now.v[i], &k->candidates.v[i]);
+		kset_clear(&k->candidates);
+		k->candidates = now;
+		if (settled && round)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	if (rc < 0)
+		return rc;
+	*ret = malloc((k->candidates.nr + 1) * sizeof(**ret));
+	if (!*ret)
+		return -ENOMEM;
+	memcpy(*ret, k->candidates.v, k->candidates.nr * sizeof(**ret));
+	*ret_nr = k->candidates.nr;
+	/* All of them are the host's now. */
+	kset_clear(&k->known);
+	k->known = k->candidates;
+	k->candidates = (struct kset){ 0 };
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Claims                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Keep the list of our DAX devices on disk, replaced atomically. */
+static void claims_save(struct kernel_backend *k)
+{
+	_cleanup_free_ char *tmp = NULL;
+	FILE *f;
+
+	if (asprintf(&tmp, "%s.tmp", k->claims_path) < 0)
+		return;
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	for (size_t i = 0; i < k->nr_claims; i++)
+		fprintf(f, "%s\n", k->claims[i].dev);
+	if (fclose(f) == 0 && rename(tmp, k->claims_path) < 0)
+		dbg(k->be.ctx, "cannot save claims: %s\n", strerror(errno));
+}
+
+/* Unbind, shrink to nothing, delete: what daxctl destroy-device does. */
+static void teardown(struct kernel_backend *k, const char *dev)
+{
+	int rc;
+
+	(void) write_driver(k, "unbind", dev);	/* EINVAL if not bound */
+	rc = write_dax(k, dev, "size", "0");
+	if (!rc)
+		rc = write_dax(k, "dax_region", "delete", dev);
+	if (rc < 0)
+		err(k->be.ctx, "cannot tear down '%s': %s\n", dev,
+		    strerror(-rc));
+}
+
+/* Claim a DAX device for @ext: by tag (v10+) or by size, first fit. */
+static int claim(struct kernel_backend *k, const struct dcdfs_extent *ext,
+		 uint64_t size, char *dev, size_t len)
+{
+	char path[PATH_LEN], value[48];
+	int rc;
+
+	rc = kpath(k, path, "dax_region%u/dax_region/seed", k->id);
+	if (!rc)
+		rc = sysfs_read_attr(path, dev, len);
+	if (rc < 0)
+		return rc;
+	if (strchr(dev, '/') || strncmp(dev, "dax", 3))
+		return set_error(-EINVAL, "bad DAX seed '%s'", dev);
+	if (k->abi >= KABI_V10) {
+		if (ext[0].tagged)
+			dcdfs_format_tag(ext[0].tag, value);
+		else
+			strcpy(value, "0");
+		rc = write_dax(k, dev, "uuid", value);
+	} else {
+		snprintf(value, sizeof(value), "%" PRIu64, size);
+		rc = write_dax(k, dev, "size", value);
+	}
+	return rc;
+}
+
+/* Did the kernel give the allocation, or another extent? */
+static int check_claim(struct kernel_backend *k, const char *dev,
+		       const struct dcdfs_extent *ext, size_t nr,
+		       uint64_t size)
+{
+	uint64_t got_size, resource;
+	int rc;
+
+	rc = read_dax_u64(k, dev, "size", &got_size);
+	if (!rc)
+		rc = read_dax_u64(k, dev, "resource", &resource);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; got_size == size && i < nr; i++)
+		if (resource == k->base + ext[i].offset)
+			return 0;
+	err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%" PRIx64
+	    " bytes), not the allocation at 0x%" PRIx64 " (0x%" PRIx64
+	    "): it picks the first free extent; busy until those before are"
+	    " claimed or gone\n", dev, resource, got_size,
+	    k->base + ext[0].offset, size);
+	return set_error(-EBUSY, "the kernel gave another extent");
+}
+
+static int claim_open(struct kernel_backend *k, const char *dev)
+{
+	char path[PATH_LEN];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", k->devdir, dev) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return set_error(-errno, "cannot open '%s': %s", path,
+				 strerror(errno));
+	return fd;
+}
+
+static int add_claim(struct kernel_backend *k, uint64_t offset,
+		     const char *dev)
+{
+	struct kclaim *v = realloc(k->claims, (k->nr_claims + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	k->claims = v;
+	v[k->nr_claims].offset = offset;
+	snprintf(v[k->nr_claims].dev, sizeof(v->dev), "%s", dev);
+	k->nr_claims++;
+	claims_save(k);
+	return 0;
+}
+
+static int kernel_mem_open(struct dcdfs_backend *be,
+			   const struct dcdfs_extent *ext, size_t nr,
+			   struct memmap_seg *segs, size_t *ret_nr)
+{
+	struct kernel_backend *k = to_k(be);
+	char dev[32];
+	uint64_t size = 0;
+	int rc, fd;
+
+	for (size_t i = 0; i < nr; i++)
+		size += ext[i].length;
+	guard(mutex)(&k->lock);
+	rc = claim(k, ext, size, dev, sizeof(dev));
+	if (rc < 0)
+		return rc;
+	rc = check_claim(k, dev, ext, nr, size);
+	if (!rc)
+		rc = write_driver(k, "bind", dev);
+	fd = rc < 0 ? rc : claim_open(k, dev);
+	if (fd >= 0)
+		rc = add_claim(k, ext[0].offset, dev);
+	if (fd < 0 || rc < 0) {
+		if (fd >= 0)
+			(void) close(fd);
+		teardown(k, dev);
+		return fd < 0 ? fd : rc;
+	}
+	segs[0] = (struct memmap_seg){ fd, 0, size };
+	*ret_nr = 1;
+	return 0;
+}
+
+static void kernel_mem_close(struct dcdfs_backend *be,
+			     const struct dcdfs_extent *ext, size_t nr)
+{
+	struct kernel_backend *k = to_k(be);
+
+	(void) nr;
+	guard(mutex)(&k->lock);
+	for (size_t i = 0; i < k->nr_claims; i++) {
+		if (k->claims[i].offset != ext[0].offset)
+			continue;
+		teardown(k, k->claims[i].dev);
+		k->claims[i] = k->claims[--k->nr_claims];
+		claims_save(k);
+		return;
+	}
+}
+
+/* Tear down the DAX devices a daemon that died left claimed. */
+static void claims_recover(struct kernel_backend *k)
+{
+	_cleanup_fclose_ FILE *f = fopen(k->claims_path, "re");
+	char line[64];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "dax", 3) || strchr(line, '/'))
+			continue;
+		info(k->be.ctx, "tearing down '%s', left claimed by a previous"
+		     " dcdfs\n", line);
+		teardown(k, line);
+	}
+	(void) unlink(k->claims_path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Host-initiated release: the release helper                               */
+/* ------------------------------------------------------------------------ */
+
+static int run_helper(struct kernel_backend *k,
+		      const struct dcdfs_extent *ext, size_t nr)
+{
+	char **argv = calloc(nr + 4, sizeof(*argv));
+	char tag[DCDFS_TAG_STR_LEN], untagged[] = "0";
+	int status, rc = 0;
+	pid_t pid;
+
+	if (!argv)
+		return -ENOMEM;
+	argv[0] = k->helper;
+	argv[1] = k->region;
+	argv[2] = ext[0].tagged ? dcdfs_format_tag(ext[0].tag, tag) : untagged;
+	for (size_t i = 0; i < nr && !rc; i++)
+		if (asprintf(&argv[3 + i], "0x%" PRIx64 ":0x%" PRIx64,
+			     ext[i].offset, ext[i].length) < 0)
+			rc = -ENOMEM;
+	if (!rc) {
+		rc = -posix_spawn(&pid, k->helper, NULL, NULL, argv, environ);
+		if (!rc && waitpid(pid, &status, 0) < 0)
+			rc = -errno;
+		if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status)))
+			rc = set_error(-EIO, "release helper '%s' failed",
+				       k->helper);
+	}
+	for (size_t i = 0; i < nr; i++)
+		free(argv[3 + i]);
+	free(argv);
+	return rc;
+}
+
+static int kernel_release(struct dcdfs_backend *be,
+			  const struct dcdfs_extent *ext, size_t nr)
+{
+	struct kernel_backend *k = to_k(be);
+	int rc;
+
+	if (!k->helper) {
+		err(be->ctx, "cannot give back 0x%" PRIx64 ":0x%" PRIx64
+		    ": the kernel has no host-initiated release; mount with"
+		    " -o release_helper=PROG to ask the fabric manager\n",
+		    ext[0].offset, ext[0].length);
+		return set_error(-EOPNOTSUPP, "no release helper");
+	}
+	rc = run_helper(k, ext, nr);
+	if (rc < 0) {
+		err(be->ctx, "%s\n", dcdfs_strerror(rc));
+		return rc;
+	}
+	/* Asked for: the extents go when the FM releases them. */
+	return -EINPROGRESS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Setup                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static const char *const abi_names[] = {
+	[KABI_V6] = "v4-v8 (dcY), extent tags in 'tag', DAX claim by size",
+	[KABI_V9] = "v9 (dynamic_ram_a), extent tags in 'uuid', DAX claim by"
+		    " size",
+	[KABI_V10] = "v10 (dynamic_ram_a), extent tags in 'uuid', DAX claim by"
+		     " uuid",
+	[KABI_V11] = "v11 (dynamic_ram_1), extent tags in 'uuid', DAX claim by"
+		     " uuid",
+};
+
+static int read_region_u64(struct kernel_backend *k, const char *attr,
+			   uint64_t *ret)
+{
+	char path[PATH_LEN], buf[64];
+	int rc = kpath(k, path, "%s/%s", k->region, attr);
+
+	if (!rc)
+		rc = sysfs_read_attr(path, buf, sizeof(buf));
+	if (!rc)
+		rc = ksysfs_parse_u64(buf, ret);
+	if (rc < 0)
+		return set_error(rc == -ENOENT ? -ENODEV : -EINVAL,
+				 "cannot read '%s': %s", path, strerror(-rc));
+	return 0;
+}
+
+/* The decoder's DPA base, to turn trace records into region offsets. */
+static void read_dpa(struct kernel_backend *k)
+{
+	char path[PATH_LEN], decoder[64], buf[64];
+
+	if (kpath(k, path, "%s/target0", k->region) < 0 ||
+	    sysfs_read_attr(path, decoder, sizeof(decoder)) < 0 ||
+	    strchr(decoder, '/') ||
+	    kpath(k, path, "%s/dpa_resource", decoder) < 0 ||
+	    sysfs_read_attr(path, buf, sizeof(buf)) < 0 ||
+	    ksysfs_parse_u64(buf, &k->dpa) < 0)
+		return;
+	k->have_dpa = true;
+}
+
+static int detect_abi(struct kernel_backend *k)
+{
+	char path[PATH_LEN], mode[32], seed[32];
+	struct stat st;
+	bool has_uuid = false;
+	int rc;
+
+	rc = kpath(k, path, "%s/mode", k->region);
+	if (!rc)
+		rc = sysfs_read_attr(path, mode, sizeof(mode));
+	if (rc < 0)
+		return set_error(rc == -ENOENT ? -ENODEV : rc,
+				 "no CXL region '%s' under '%s': %s",
+				 k->region, k->root, strerror(-rc));
+	if (kpath(k, path, "dax_region%u/dax_region/seed", k->id) == 0 &&
+	    sysfs_read_attr(path, seed, sizeof(seed)) == 0 &&
+	    !strchr(seed, '/') &&
+	    kpath(k, path, "dax_region%u/%s/uuid", k->id, seed) == 0)
+		has_uuid = stat(path, &st) == 0;
+	rc = ksysfs_parse_mode(mode, has_uuid, &k->abi);
+	if (rc < 0)
+		return set_error(rc, "'%s' is not a dynamic capacity region"
+				 " (mode '%s')", k->region, mode);
+	info(k->be.ctx, "%s: kernel DCD ABI %s\n", k->region,
+	     abi_names[k->abi]);
+	return 0;
+}
+
+static void read_numa(struct kernel_backend *k)
+{
+	char path[PATH_LEN], seed[32], buf[32];
+	char *end;
+	long v;
+
+	k->numa_node = -1;
+	if (kpath(k, path, "dax_region%u/dax_region/seed", k->id) < 0 ||
+	    sysfs_read_attr(path, seed, sizeof(seed)) < 0 || strchr(seed, '/') ||
+	    kpath(k, path, "dax_region%u/%s/target_node", k->id, seed) < 0 ||
+	    sysfs_read_attr(path, buf, sizeof(buf)) < 0)
+		return;
+	v = strtol(buf, &end, 10);
+	if (!*end && end != buf && v >= -1 && v < 4096)
+		k->numa_node = (int)v;
+}
+
+static void kernel_close(struct dcdfs_backend *be)
+{
+	struct kernel_backend *k = to_k(be);
+
+	/* Claims end with their mappings; any left here are torn down. */
+	for (size_t i = 0; i < k->nr_claims; i++)
+		teardown(k, k->claims[i].dev);
+	k->nr_claims = 0;
+	if (k->claims_path)
+		(void) unlink(k->claims_path);
+	trace_close(k);
+	kset_clear(&k->known);
+	kset_clear(&k->candidates);
+	pthread_mutex_destroy(&k->lock);
+	free(k->claims);
+	free(k->root);
+	free(k->devdir);
+	free(k->helper);
+	free(k->state_path);
+	free(k->claims_path);
+	dcdfs_unref(be->ctx);
+	free(k);
+}
+
+static const struct dcdfs_backend_ops kernel_ops = {
+	.name = "kernel",
+	.close = kernel_close,
+	.get_info = kernel_info,
+	.event_fd = kernel_event_fd,
+	.extents = kernel_extents,
+	.events = kernel_events,
+	.release = kernel_release,
+	.mem_open = kernel_mem_open,
+	.mem_close = kernel_mem_close,
+};
+
+static int parse_region(const char *name, unsigned int *ret)
+{
+	char tail;
+
+	if (!name || sscanf(name, "region%u%c", ret, &tail) != 1)
+		return set_error(-EINVAL, "cxl_region must be regionN, not"
+				 " '%s'", name ? name : "");
+	return 0;
+}
+
+static int state_paths(struct kernel_backend *k,
+		       const struct dcdfs_host_config *cfg)
+{
+	if (cfg->state)
+		k->state_path = strdup(cfg->state);
+	else if (asprintf(&k->state_path, "%s/%s.db", DCDFS_STATEDIR,
+			  k->region) < 0)
+		k->state_path = NULL;
+	if (!k->state_path ||
+	    asprintf(&k->claims_path, "%s.claims", k->state_path) < 0)
+		return -ENOMEM;
+	/* The default directory may not exist yet. */
+	if (!cfg->state && mkdir(DCDFS_STATEDIR, 0755) < 0 && errno != EEXIST)
+		return set_error(-errno, "cannot create '%s': %s",
+				 DCDFS_STATEDIR, strerror(errno));
+	return 0;
+}
+
+static int kernel_setup(struct kernel_backend *k,
+			const struct dcdfs_host_config *cfg)
+{
+	int rc;
+
+	rc = parse_region(cfg->cxl_region, &k->id);
+	if (rc < 0)
+		return rc;
+	snprintf(k->region, sizeof(k->region), "region%u", k->id);
+	k->root = strdup(cfg->sysfs ? cfg->sysfs : "/sys");
+	k->devdir = strdup(cfg->devdir ? cfg->devdir : "/dev");
+	k->helper = cfg->release_helper ? strdup(cfg->release_helper) : NULL;
+	if (!k->root || !k->devdir || (cfg->release_helper && !k->helper))
+		return -ENOMEM;
+	k->poll_ms = cfg->poll_ms ? (int)cfg->poll_ms : DEFAULT_POLL_MS;
+	rc = detect_abi(k);
+	if (!rc)
+		rc = read_region_u64(k, "resource", &k->base);
+	if (!rc)
+		rc = read_region_u64(k, "size", &k->size);
+	if (!rc)
+		rc = state_paths(k, cfg);
+	if (rc < 0)
+		return rc;
+	read_dpa(k);
+	read_numa(k);
+	claims_recover(k);
+	trace_open(k);
+	return 0;
+}
+
+int backend_kernel_open(struct dcdfs_ctx *ctx,
+			const struct dcdfs_host_config *cfg,
+			struct dcdfs_backend **ret)
+{
+	struct kernel_backend *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	k->be.ops = &kernel_ops;
+	k->be.ctx = dcdfs_ref(ctx);
+	k->trace_fd = -1;
+	pthread_mutex_init(&k->lock, NULL);
+	rc = kernel_setup(k, cfg);
+	if (rc < 0) {
+		kernel_close(&k->be);
+		return rc;
+	}
+	*ret = &k->be;
+	return 0;
+}
