@@ -969,12 +969,15 @@ DCDFS_EXPORT int dcdfs_host_new(struct dcdfs_ctx *ctx,
 	host = host_alloc(ctx, cfg);
 	if (!host)
 		return -ENOMEM;
-	rc = open_backend(ctx, cfg, &host->be);
+	/* A store named on purpose is checked before the device is touched. */
+	rc = cfg->state ? attrs_open(ctx, cfg->state, &host->attrs) : 0;
+	if (!rc)
+		rc = open_backend(ctx, cfg, &host->be);
 	if (!rc) {
 		host->be->ops->get_info(host->be, &host->info);
-		rc = attrs_open(ctx, cfg->state ? cfg->state :
-						  host->info.state_path,
-				&host->attrs);
+		if (!host->attrs)
+			rc = attrs_open(ctx, host->info.state_path,
+					&host->attrs);
 	}
 	if (!rc)
 		rc = take_over(host);

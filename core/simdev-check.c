@@ -172,9 +172,7 @@ DCDFS_EXPORT int dcdfs_simdev_check(struct dcdfs_simdev *dev)
 	if (!dev)
 		return -EINVAL;
 	guard(mutex)(&dev->lock);
-	rc = expect_no_rows_locked(dev, "SELECT 1 WHERE"
-				   " (SELECT quick_check FROM pragma_quick_check)"
-				   " != 'ok'", "database damaged");
+	rc = simdev_quick_check_locked(dev);
 	for (size_t i = 0; !rc && i < sizeof(invariants) / sizeof(invariants[0]);
 	     i++)
 		rc = expect_no_rows_locked(dev, invariants[i].sql,

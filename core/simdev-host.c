@@ -46,27 +46,6 @@ static int take_lock(struct dcdfs_simdev *dev, const char *name, int op,
 	return 0;
 }
 
-static int quick_check_locked(struct dcdfs_simdev *dev)
-{
-	sqlite3_stmt *st;
-	const unsigned char *res;
-	int rc;
-
-	rc = sqlite3_prepare_v2(dev->db, "PRAGMA quick_check(1)", -1, &st,
-				NULL);
-	if (rc != SQLITE_OK)
-		return sql_rc(dev, rc);
-	rc = sqlite3_step(st);
-	res = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-	if (rc == SQLITE_ROW && (!res || strcmp((const char *)res, "ok")))
-		rc = set_error(-EUCLEAN, "device '%s' is damaged: %s",
-			       dev->path, res ? (const char *)res : "?");
-	else
-		rc = rc == SQLITE_ROW ? 0 : sql_rc(dev, rc);
-	sqlite3_finalize(st);
-	return rc;
-}
-
 static void release_locks(struct dcdfs_simdev *dev)
 {
 	if (dev->host_lock_fd >= 0)
@@ -113,7 +92,7 @@ int simdev_host_attach(struct dcdfs_simdev *dev, unsigned int host,
 	rc = attach_locks(dev, host, region);
 	if (!rc) {
 		guard(mutex)(&dev->lock);
-		rc = quick_check_locked(dev);
+		rc = simdev_quick_check_locked(dev);
 	}
 	if (!rc) {
 		snprintf(name, sizeof(name), "host-%u", host);

@@ -391,6 +391,37 @@ int scrub_locked(struct dcdfs_simdev *dev)
 	return tx_commit_locked(dev);
 }
 
+/*
+ * SQLite's integrity check (without the costly index cross-checks).  Only
+ * the first line of its report goes into the message: one line per error.
+ */
+int simdev_quick_check_locked(struct dcdfs_simdev *dev)
+{
+	sqlite3_stmt *st;
+	const unsigned char *res;
+	int rc;
+
+	rc = sqlite3_prepare_v2(dev->db, "PRAGMA quick_check(1)", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return sql_rc(dev, rc);
+	rc = sqlite3_step(st);
+	res = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	if (rc == SQLITE_ROW && (!res || strcmp((const char *)res, "ok"))) {
+		const char *msg = res ? (const char *)res : "?";
+
+		/* "*** in database main ***\nPage 12: ..." : the page line. */
+		if (!strncmp(msg, "***", 3) && strchr(msg, '\n'))
+			msg = strchr(msg, '\n') + 1;
+		rc = set_error(-EUCLEAN, "device '%s' is damaged: %.*s",
+			       dev->path, (int)strcspn(msg, "\n"), msg);
+	}
+	else
+		rc = rc == SQLITE_ROW ? 0 : sql_rc(dev, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Opening                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -411,7 +442,9 @@ static int check_db_header(const char *path, const char *dbpath)
 	unsigned char hdr[100];
 	uint32_t version;
 	ssize_t n;
-	_cleanup_close_ int fd = open(dbpath, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named device.db must not hang us. */
+	_cleanup_close_ int fd = open(dbpath, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -421,6 +454,11 @@ static int check_db_header(const char *path, const char *dbpath)
 		return set_error(-errno, "cannot open '%s': %s", dbpath,
 				 strerror(errno));
 	}
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return set_error(-ENODEV, "'%s' is not a dcdfs device ('%s' is"
+				 " not a file)", path, dbpath);
 	n = pread(fd, hdr, sizeof(hdr), 0);
 	if (n < 0)
 		return set_error(-errno, "cannot read '%s': %s", dbpath,
@@ -609,6 +647,19 @@ static struct dcdfs_simdev *simdev_alloc(struct dcdfs_ctx *ctx,
 	return dev;
 }
 
+static int check_lock_dir(struct dcdfs_simdev *dev)
+{
+	_cleanup_free_ char *lock = NULL;
+	struct stat st;
+
+	if (asprintf(&lock, "%s/%s", dev->path, SIMDEV_LOCK_DIR) < 0)
+		return -ENOMEM;
+	if (stat(lock, &st) < 0 || !S_ISDIR(st.st_mode))
+		return set_error(-EUCLEAN, "device '%s' is damaged: '%s' is not"
+				 " a directory", dev->path, lock);
+	return 0;
+}
+
 static int open_dirs(struct dcdfs_simdev *dev)
 {
 	_cleanup_free_ char *bell = NULL;
@@ -625,10 +676,11 @@ static int open_dirs(struct dcdfs_simdev *dev)
 		return -ENOMEM;
 	dev->bell_fd = open(bell, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dev->bell_fd < 0)
-		return set_error(errno == ENOENT ? -EUCLEAN : -errno,
+		return set_error(errno == ENOENT || errno == ENOTDIR ? -EUCLEAN :
+								       -errno,
 				 "device '%s' is damaged: cannot open '%s': %s",
 				 dev->path, bell, strerror(errno));
-	return 0;
+	return check_lock_dir(dev);
 }
 
 static int has_scrub_work_locked(struct dcdfs_simdev *dev)
@@ -725,21 +777,41 @@ static bool on_ram_fs(const char *path, struct statfs *ret)
 	       sfs.f_type == HUGETLBFS_MAGIC;
 }
 
-static int mkdir_parents(const char *path)
+/*
+ * Create the missing parents of @path; *@ret_first is the topmost one made
+ * (the caller frees it), or NULL if none was, so a failure can undo them.
+ */
+static int mkdir_parents(const char *path, char **ret_first)
 {
 	_cleanup_free_ char *copy = strdup(path);
 	char *p;
 
+	*ret_first = NULL;
 	if (!copy)
 		return -ENOMEM;
 	for (p = copy + 1; (p = strchr(p, '/')); p++) {
 		*p = '\0';
-		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+		if (mkdir(copy, 0700) == 0 && !*ret_first)
+			*ret_first = strdup(copy);
+		else if (errno != EEXIST)
 			return set_error(-errno, "cannot create '%s': %s", copy,
 					 strerror(errno));
 		*p = '/';
 	}
 	return 0;
+}
+
+/* Remove the parents mkdir_parents() made, deepest first. */
+static void rmdir_parents(const char *path, const char *first)
+{
+	_cleanup_free_ char *copy = strdup(path);
+	char *p;
+
+	while (copy && first && (p = strrchr(copy, '/')) && p != copy) {
+		*p = '\0';
+		if (strlen(copy) < strlen(first) || rmdir(copy) < 0)
+			break;
+	}
 }
 
 /*
@@ -750,8 +822,6 @@ static int mkdir_parents(const char *path)
 static int choose_memory(const struct dcdfs_simdev_config *cfg,
 			 const char *tmpdir, const char *uuid, char **ret)
 {
-	struct statfs sfs;
-
 	if (!cfg->memory) {
 		if (on_ram_fs(tmpdir, NULL))
 			*ret = strdup(SIMDEV_MEM_DIR);
@@ -759,6 +829,18 @@ static int choose_memory(const struct dcdfs_simdev_config *cfg,
 			*ret = NULL;
 		return *ret ? 0 : -ENOMEM;
 	}
+	if (asprintf(ret, "%s/dcdfs-%s", cfg->memory, uuid) < 0)
+		*ret = NULL;
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* --memory, checked before anything is created. */
+static int check_memory(const struct dcdfs_simdev_config *cfg)
+{
+	struct statfs sfs;
+
+	if (!cfg->memory)
+		return 0;
 	if (cfg->memory[0] != '/')
 		return set_error(-EINVAL, "memory path '%s' is not absolute",
 				 cfg->memory);
@@ -770,9 +852,7 @@ static int choose_memory(const struct dcdfs_simdev_config *cfg,
 		return set_error(-EINVAL, "block size %#" PRIx64 " is not a"
 				 " multiple of the huge page size %#lx",
 				 cfg->block_size, (unsigned long)sfs.f_bsize);
-	if (asprintf(ret, "%s/dcdfs-%s", cfg->memory, uuid) < 0)
-		*ret = NULL;
-	return *ret ? 0 : -ENOMEM;
+	return 0;
 }
 
 static int check_numa(int node)
@@ -930,7 +1010,7 @@ DCDFS_EXPORT int dcdfs_simdev_create(struct dcdfs_ctx *ctx, const char *path,
 				     struct dcdfs_simdev **ret)
 {
 	struct dcdfs_simdev_config c;
-	_cleanup_free_ char *tmpdir = NULL, *trimmed = NULL;
+	_cleanup_free_ char *tmpdir = NULL, *trimmed = NULL, *made = NULL;
 	const char *slash;
 	int rc;
 
@@ -956,7 +1036,9 @@ DCDFS_EXPORT int dcdfs_simdev_create(struct dcdfs_ctx *ctx, const char *path,
 		return rc;
 	if (c.numa_node < -1)
 		return set_error(-EINVAL, "bad NUMA node %d", c.numa_node);
-	rc = mkdir_parents(path);
+	rc = check_memory(&c);
+	if (!rc)
+		rc = mkdir_parents(path, &made);
 	if (rc < 0)
 		return rc;
 
@@ -964,11 +1046,14 @@ DCDFS_EXPORT int dcdfs_simdev_create(struct dcdfs_ctx *ctx, const char *path,
 	if (asprintf(&tmpdir, "%.*s.%s.tmp-XXXXXX",
 		     slash ? (int)(slash - path + 1) : 0, path,
 		     slash ? slash + 1 : path) < 0)
-		return -ENOMEM;
-	if (!mkdtemp(tmpdir))
-		return set_error(-errno, "cannot create a device next to '%s':"
-				 " %s", path, strerror(errno));
-	rc = create_at(ctx, path, &c, tmpdir);
+		rc = -ENOMEM;
+	else if (!mkdtemp(tmpdir))
+		rc = set_error(-errno, "cannot create a device next to '%s':"
+			       " %s", path, strerror(errno));
+	else
+		rc = create_at(ctx, path, &c, tmpdir);
+	if (rc < 0)
+		rmdir_parents(path, made);
 	if (rc < 0 || !ret)
 		return rc;
 	return dcdfs_simdev_open(ctx, path, ret);
@@ -992,6 +1077,13 @@ DCDFS_EXPORT int dcdfs_simdev_destroy(struct dcdfs_ctx *ctx, const char *path)
 	rc = dcdfs_simdev_open(ctx, path, &dev);
 	if (rc < 0)
 		return rc;
+	/* A damaged device is refused, like any other use of it. */
+	scoped_guard(mutex, &dev->lock)
+		rc = simdev_quick_check_locked(dev);
+	if (rc < 0) {
+		dcdfs_simdev_close(dev);
+		return rc;
+	}
 	if (asprintf(&lock, "%s/%s/device", dev->path, SIMDEV_LOCK_DIR) < 0 ||
 	    asprintf(&grave, "%s.destroy-%d", dev->path, (int)getpid()) < 0) {
 		dcdfs_simdev_close(dev);

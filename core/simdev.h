@@ -100,6 +100,7 @@ int tx_commit_locked(struct dcdfs_simdev *dev) _must_check_;
 void tx_rollback_locked(struct dcdfs_simdev *dev);
 int step_done_locked(struct dcdfs_simdev *dev, sqlite3_stmt *st) _must_check_;
 int scrub_locked(struct dcdfs_simdev *dev);
+int simdev_quick_check_locked(struct dcdfs_simdev *dev);
 int extent_remove_locked(struct dcdfs_simdev *dev, unsigned int region,
 			 uint64_t start) _must_check_;
 void extent_from_row(sqlite3_stmt *st, int col, struct dcdfs_extent *ext);

@@ -35,12 +35,14 @@ struct fs_opts {
 	char *sysfs;
 	char *devdir;
 	char *release_helper;
+	/* Numbers as given (NULL: not given), checked by check_opts(). */
+	char *host_s, *region_s, *uid_s, *gid_s, *mode_s, *poll_s;
 	unsigned int poll_ms;
 	unsigned int host;
 	unsigned int region;
-	unsigned int uid;	/* -1: the daemon's */
-	unsigned int gid;	/* -1: the daemon's */
-	unsigned int mode;	/* -1: 0600 */
+	unsigned int uid;
+	unsigned int gid;
+	unsigned int mode;
 	int show_help;
 	int show_version;
 	char *pos[2];		/* [DEV] MOUNTPOINT */

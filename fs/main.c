@@ -35,15 +35,15 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("device=%s", device),
 	OPT("backend=%s", backend),
 	OPT("state=%s", state),
-	OPT("host=%u", host),
-	OPT("region=%u", region),
-	OPT("uid=%u", uid),
-	OPT("gid=%u", gid),
-	OPT("mode=%o", mode),
+	OPT("host=%s", host_s),
+	OPT("region=%s", region_s),
+	OPT("uid=%s", uid_s),
+	OPT("gid=%s", gid_s),
+	OPT("mode=%s", mode_s),
 	OPT("cxl_region=%s", cxl_region),
 	OPT("sysfs=%s", sysfs),
 	OPT("devdir=%s", devdir),
-	OPT("poll=%u", poll_ms),
+	OPT("poll=%s", poll_s),
 	OPT("release_helper=%s", release_helper),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -152,13 +152,13 @@ static int opts_fit_backend(const struct fs_opts *opts)
 		fs_log(LOG_ERR, "backend=kernel needs cxl_region=regionN");
 		return -1;
 	}
-	if (kernel && (opts->device || opts->host || opts->region)) {
+	if (kernel && (opts->device || opts->host_s || opts->region_s)) {
 		fs_log(LOG_ERR, "device, host and region are for backend=sim;"
 		       " backend=kernel takes cxl_region");
 		return -1;
 	}
 	if (!kernel && (opts->cxl_region || opts->sysfs || opts->devdir ||
-			opts->poll_ms || opts->release_helper)) {
+			opts->poll_s || opts->release_helper)) {
 		fs_log(LOG_ERR, "cxl_region, sysfs, devdir, poll and"
 		       " release_helper need backend=kernel");
 		return -1;
@@ -196,27 +196,51 @@ static int absolutize(char **path)
 	return 0;
 }
 
+/*
+ * A number option, all of it: decimal (octal for mode) digits only, no
+ * sign, at most @max.  Unset (NULL) leaves *@ret alone.
+ */
+static int number_opt(const char *name, const char *s, int base,
+		      unsigned long max, unsigned int *ret)
+{
+	const char *digits = base == 8 ? "01234567" : "0123456789";
+	unsigned long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (!*s || strspn(s, digits) != strlen(s) || errno || *end ||
+	    v > max) {
+		if (base == 8)
+			fs_log(LOG_ERR, "%s=%s is not an octal mode (0 to"
+			       " 07777)", name, s);
+		else
+			fs_log(LOG_ERR, "%s=%s is not a number from 0 to %lu",
+			       name, s, max);
+		return -1;
+	}
+	*ret = (unsigned int)v;
+	return 0;
+}
+
 static int check_opts(struct fs_opts *opts)
 {
-	if (opts->host > DCDFS_SIMDEV_MAX_HOST) {
-		fs_log(LOG_ERR, "host=%u is out of range (0-%d)", opts->host,
-		       DCDFS_SIMDEV_MAX_HOST);
+	/* (uid_t)-1 means "unchanged" to the kernel: it is nobody's id. */
+	if (number_opt("host", opts->host_s, 10, DCDFS_SIMDEV_MAX_HOST,
+		       &opts->host) < 0 ||
+	    number_opt("region", opts->region_s, 10,
+		       DCDFS_SIMDEV_MAX_REGIONS - 1, &opts->region) < 0 ||
+	    number_opt("uid", opts->uid_s, 10, UINT_MAX - 1, &opts->uid) < 0 ||
+	    number_opt("gid", opts->gid_s, 10, UINT_MAX - 1, &opts->gid) < 0 ||
+	    number_opt("mode", opts->mode_s, 8, 07777, &opts->mode) < 0 ||
+	    number_opt("poll", opts->poll_s, 10, 3600000, &opts->poll_ms) < 0)
 		return -1;
-	}
-	if (opts->region >= DCDFS_SIMDEV_MAX_REGIONS) {
-		fs_log(LOG_ERR, "region=%u is out of range (0-%d)",
-		       opts->region, DCDFS_SIMDEV_MAX_REGIONS - 1);
-		return -1;
-	}
 	if (opts_fit_backend(opts) < 0 || absolutize(&opts->sysfs) < 0 ||
 	    absolutize(&opts->devdir) < 0 || absolutize(&opts->state) < 0 ||
 	    absolutize(&opts->release_helper) < 0)
 		return -1;
-	if (opts->mode != UINT_MAX && opts->mode > 07777) {
-		fs_log(LOG_ERR, "mode=%o is not a permission mode",
-		       opts->mode);
-		return -1;
-	}
 	return 0;
 }
 
@@ -322,9 +346,9 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 		.host = opts->host,
 		.region = opts->region,
 		.state = opts->state,
-		.uid = opts->uid != UINT_MAX ? opts->uid : geteuid(),
-		.gid = opts->gid != UINT_MAX ? opts->gid : getegid(),
-		.mode = opts->mode != UINT_MAX ? opts->mode : 0600,
+		.uid = opts->uid_s ? opts->uid : geteuid(),
+		.gid = opts->gid_s ? opts->gid : getegid(),
+		.mode = opts->mode_s ? opts->mode : 0600,
 		.cxl_region = opts->cxl_region,
 		.sysfs = opts->sysfs,
 		.devdir = opts->devdir,
@@ -413,8 +437,7 @@ static char *mount_options(const struct fs_opts *opts)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct fs_opts opts = { .uid = UINT_MAX, .gid = UINT_MAX,
-				.mode = UINT_MAX };
+	struct fs_opts opts = { 0 };
 	struct fuse_cmdline_opts cmd = { 0 };
 	struct dcdfs_fs fs = { 0 };
 	char *mopts = NULL;
@@ -464,6 +487,12 @@ out:
 	free(opts.backend);
 	free(opts.state);
 	free(opts.cxl_region);
+	free(opts.host_s);
+	free(opts.region_s);
+	free(opts.uid_s);
+	free(opts.gid_s);
+	free(opts.mode_s);
+	free(opts.poll_s);
 	free(opts.sysfs);
 	free(opts.devdir);
 	free(opts.release_helper);

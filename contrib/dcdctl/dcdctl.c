@@ -220,6 +220,15 @@ static bool allowed(const struct subcommand *sc, int c)
 	return false;
 }
 
+/* The long name of option @c (argv may hold its value, not its name). */
+static const char *option_name(int c)
+{
+	for (const struct option *lo = long_options; lo->name; lo++)
+		if (lo->val == c)
+			return lo->name;
+	return "?";
+}
+
 static int parse_options(const struct subcommand *sc, struct opts *o,
 			 int argc, char **argv, bool *ret_help)
 {
@@ -240,8 +249,8 @@ static int parse_options(const struct subcommand *sc, struct opts *o,
 			return usage_error("option '%s' needs a value",
 					   argv[optind - 1]);
 		if (!allowed(sc, c))
-			return usage_error("option '%s' does not apply here",
-					   argv[optind - 1]);
+			return usage_error("option '--%s' does not apply here",
+					   option_name(c));
 		rc = set_option(o, c, optarg);
 		if (rc)
 			return rc;
@@ -609,8 +618,10 @@ static int device_json(struct dcdfs_simdev *dev, int host,
 		uint64_t free_b, held, pending;
 
 		rc = dcdfs_simdev_get_usage(dev, r, &free_b, &held, &pending);
-		if (rc < 0)
+		if (rc < 0) {
+			json_object_put(o);
 			break;
+		}
 		json_object_object_add(o, "region", json_object_new_int((int)r));
 		json_object_object_add(o, "size", json_object_new_uint64(
 					       dcdfs_simdev_get_region_size(dev, r)));
