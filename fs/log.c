@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "fs.h"
@@ -74,7 +75,13 @@ fuse_log_hook(enum fuse_log_level level, const char *fmt,
 		len = sizeof(line) - 1;
 	if (len && line[len - 1] != '\n' && len < sizeof(line) - 1)
 		return;
-	fs_log((int)level, "%s", line);
+	/* Options libfuse does not know either: say where the list is. */
+	if (!strncmp(line, "fuse: unknown option", 20) && line[len - 1] == '\n') {
+		line[len - 1] = '\0';
+		fs_log((int)level, "%s (see 'dcdfs --help')\n", line);
+	} else {
+		fs_log((int)level, "%s", line);
+	}
 	len = 0;
 }
 

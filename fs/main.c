@@ -8,6 +8,12 @@
  * so a bad device or mountpoint still gives one line on stderr and a
  * non-zero exit, and nothing is left behind.  Only then does the child
  * detach and log to syslog.
+ *
+ * mount(8) and /etc/fstab reach dcdfs through mount.fuse3, which runs
+ * "dcdfs SOURCE MOUNTPOINT -o OPTIONS": options meant for mount(8) or
+ * systemd that come through are accepted and ignored (see
+ * mount_only_opts[]).  Under systemd (Type=notify, with -f) the daemon
+ * says READY=1 once mounted.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -52,6 +60,36 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END
 };
 
+/*
+ * Options that only mean something to mount(8), fstab or systemd, or
+ * access-time policies a FUSE file system has no use for.  mount(8) and
+ * mount.fuse3 strip most of them, but an fstab line run by hand, or a
+ * unit that copies one, hands them over: they are ignored, not refused.
+ */
+static const char *const mount_only_opts[] = {
+	"auto", "noauto", "nofail", "_netdev", "defaults",
+	"user", "nouser", "users", "owner", "group",
+	"relatime", "norelatime", "strictatime", "nostrictatime",
+	"lazytime", "nolazytime", "diratime", "nodiratime",
+	NULL,
+};
+
+static bool mount_only(const char *arg)
+{
+	if (!strncmp(arg, "x-", 2) || !strncmp(arg, "comment=", 8))
+		return true;
+	for (const char *const *o = mount_only_opts; *o; o++)
+		if (!strcmp(arg, *o))
+			return true;
+	return false;
+}
+
+/* libfuse's command-line flags; any other "-x" is a mistake. */
+static bool fuse_flag(const char *arg)
+{
+	return !strcmp(arg, "-f") || !strcmp(arg, "-d") || !strcmp(arg, "-s");
+}
+
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
@@ -59,6 +97,15 @@ static int opt_proc(void *data, const char *arg, int key,
 
 	(void) outargs;
 	switch (key) {
+	case FUSE_OPT_KEY_OPT:
+		if (mount_only(arg))
+			return 0;
+		if (arg[0] == '-' && !fuse_flag(arg)) {
+			fs_log(LOG_ERR, "unknown option '%s' (see 'dcdfs"
+			       " --help')", arg);
+			return -1;
+		}
+		return 1;
 	case KEY_HELP:
 		opts->show_help = 1;
 		return 0;
@@ -99,8 +146,16 @@ static void usage(void)
 	       "    -o devdir=DIR      DAX devices directory (default /dev)\n"
 	       "    -o poll=MS         scan for extents every MS (default 200)\n"
 	       "    -o release_helper=PROG  run by rm to ask the FM for a release\n"
-	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100\n"
-	       "example: dcdfs /mnt/dcd -o backend=kernel,cxl_region=region0\n\n");
+	       "    DEV is cxl_region for backend=kernel\n"
+	       "mount(8), fstab and systemd options (noauto, nofail, _netdev,\n"
+	       "defaults, user, users, x-*, comment=*, *atime) are ignored.\n"
+	       "example: dcdfs /dev/shm/dcd0 /mnt/dcd -o host=1,region=0\n"
+	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100,allow_other\n"
+	       "example: dcdfs /mnt/dcd -o state=/var/lib/dcdfs/dcd.state\n"
+	       "example: dcdfs region0 /mnt/dcd -o backend=kernel,poll=100\n"
+	       "example: dcdfs /mnt/dcd -o backend=kernel,cxl_region=region0,\n"
+	       "         sysfs=/tmp/sys,devdir=/tmp/dev,release_helper=/bin/fm\n"
+	       "example: mount -t fuse.dcdfs /dev/shm/dcd0 /mnt/dcd -o allow_other\n\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 }
@@ -113,10 +168,24 @@ static char *take_pos(struct fs_opts *opts, int i)
 	return p;
 }
 
+static bool is_kernel(const struct fs_opts *opts)
+{
+	return opts->backend && !strcmp(opts->backend, "kernel");
+}
+
+/* The value of the option the positional DEV would duplicate, if given. */
+static const char *source_opt(const struct fs_opts *opts, const char **name)
+{
+	*name = is_kernel(opts) ? "cxl_region" : "device";
+	return is_kernel(opts) ? opts->cxl_region : opts->device;
+}
+
 /* Split the command line; libfuse keeps what is not ours. */
 static int parse_args(struct fuse_args *args, struct fs_opts *opts,
 		      struct fuse_cmdline_opts *cmd)
 {
+	const char *name;
+
 	if (fuse_opt_parse(args, opts, opt_spec, opt_proc) < 0)
 		return -1;
 	if (opts->show_help || opts->show_version)
@@ -125,12 +194,15 @@ static int parse_args(struct fuse_args *args, struct fs_opts *opts,
 		fs_log(LOG_ERR, "missing mountpoint (see 'dcdfs --help')");
 		return -1;
 	}
-	if (opts->nr_pos == 2 && opts->device) {
-		fs_log(LOG_ERR, "the device is given twice: '%s' and"
-		       " device=%s", opts->pos[0], opts->device);
+	if (opts->nr_pos == 2 && source_opt(opts, &name)) {
+		fs_log(LOG_ERR, "the device is given twice: '%s' and %s=%s",
+		       opts->pos[0], name, source_opt(opts, &name));
 		return -1;
 	}
-	if (opts->nr_pos == 2)
+	/* The source mount(8) passes: a device, or a region for kernel. */
+	if (opts->nr_pos == 2 && is_kernel(opts))
+		opts->cxl_region = take_pos(opts, 0);
+	else if (opts->nr_pos == 2)
 		opts->device = take_pos(opts, 0);
 	if (fuse_opt_add_arg(args, opts->pos[opts->nr_pos - 1]) < 0 ||
 	    fuse_parse_cmdline(args, cmd) < 0)
@@ -141,7 +213,7 @@ static int parse_args(struct fuse_args *args, struct fs_opts *opts,
 /* Options of one backend given to the other: say so, do not ignore them. */
 static int opts_fit_backend(const struct fs_opts *opts)
 {
-	bool kernel = opts->backend && !strcmp(opts->backend, "kernel");
+	bool kernel = is_kernel(opts);
 
 	if (opts->backend && !kernel && strcmp(opts->backend, "sim")) {
 		fs_log(LOG_ERR, "backend=%s is not known (sim, kernel)",
@@ -375,6 +447,39 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 	return rc;
 }
 
+/*
+ * Tell systemd (Type=notify) that the file system is mounted: one datagram
+ * to $NOTIFY_SOCKET, the protocol of sd_notify(3).  Without the variable,
+ * nothing to do; a failure is logged and otherwise ignored.
+ */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[64];
+	size_t len;
+	int fd, n;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract socket */
+	n = snprintf(msg, sizeof(msg), "READY=1\nMAINPID=%d\n", getpid());
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, msg, (size_t)n, MSG_NOSIGNAL,
+			     (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+					 len)) < 0)
+		fs_log(LOG_WARNING, "cannot notify '%s': %s", path,
+		       strerror(errno));
+	if (fd >= 0)
+		(void) close(fd);
+}
+
 static int serve(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 {
 	struct fuse_loop_config *cfg;
@@ -405,6 +510,7 @@ static int run(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 		goto out_unmount;
 	}
 	daemonize_done();
+	notify_ready();
 	/* A positive return is the signal that ended the loop: a clean exit. */
 	rc = serve(fs, cmd) < 0 ? 1 : 0;
 	fs_threads_stop(fs);
