@@ -7,6 +7,10 @@
  * and checked before the device is touched, and each device change is a
  * single transaction in libdcdfs.
  *
+ * Progress: on a terminal (stderr is a tty), posting a chain and waiting
+ * for the host's answer show one status line on stderr, rewritten in
+ * place and erased when done; elsewhere (scripts, logs) nothing extra.
+ *
  * Exit status: 0 done; 1 failed; 2 bad usage; with --wait, 3 when the host
  * answered but did not take everything (add chain partly or wholly dropped,
  * release refused and left pending) and 4 when it did not answer in time.
@@ -21,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <dcdfs/libdcdfs.h>
 
@@ -339,13 +345,79 @@ static int parse_extents(int argc, char **argv, bool allow_seq,
 	return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Progress on a terminal                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define PROGRESS_TICK_MS 200
+
+static bool progress_on(void)
+{
+	return isatty(STDERR_FILENO);
+}
+
+static void __attribute__((format(printf, 1, 2))) progress(const char *fmt,
+							     ...)
+{
+	va_list ap;
+
+	if (!progress_on())
+		return;
+	fprintf(stderr, "\r\033[K%s: ", cmd_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+}
+
+static void progress_done(void)
+{
+	if (progress_on())
+		fputs("\r\033[K", stderr);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * dcdfs_simdev_wait_event(), in ticks on a terminal so that the status
+ * line shows the time waited; in one call otherwise.
+ */
+static int wait_with_progress(struct dcdfs_simdev *dev, const struct opts *o,
+			      uint64_t id, struct dcdfs_event_info *ev)
+{
+	int64_t start = now_ms(), left;
+	int rc;
+
+	if (!progress_on())
+		return dcdfs_simdev_wait_event(dev, id, o->wait_s * 1000, ev);
+	for (;;) {
+		left = start + (int64_t)o->wait_s * 1000 - now_ms();
+		rc = dcdfs_simdev_wait_event(dev, id, left < PROGRESS_TICK_MS ?
+					     (int)(left > 0 ? left : 0) :
+					     PROGRESS_TICK_MS, ev);
+		if (rc != -ETIMEDOUT || left <= PROGRESS_TICK_MS)
+			break;
+		progress("waiting for host %u to answer event %" PRIu64
+			 " (%" PRId64 " of %d s)", o->host, id,
+			 (now_ms() - start) / 1000, o->wait_s);
+	}
+	progress_done();
+	return rc;
+}
+
 static int report_wait(struct dcdfs_simdev *dev, const struct opts *o,
 		       uint64_t id)
 {
 	struct dcdfs_event_info ev;
 	int rc;
 
-	rc = dcdfs_simdev_wait_event(dev, id, o->wait_s * 1000, &ev);
+	rc = wait_with_progress(dev, o, id, &ev);
 	if (rc == -ETIMEDOUT) {
 		printf("host %u did not answer event %" PRIu64 " within %d s;"
 		       " it stays pending\n", o->host, id, o->wait_s);
@@ -406,8 +478,11 @@ static int cmd_add_release(struct dcdfs_ctx *ctx, struct opts *o, int argc,
 		free(extents);
 		return rc;
 	}
+	progress("posting the %s for host %u", add ? "add" : "release",
+		 o->host);
 	rc = add ? dcdfs_simdev_fm_add(dev, &req, &id) :
 		   dcdfs_simdev_fm_release(dev, &req, &id);
+	progress_done();
 	free(extents);
 	if (rc < 0) {
 		fail("%s", dcdfs_strerror(rc));
@@ -760,7 +835,10 @@ static const struct subcommand subcommands[] = {
 	  "    Create a device: SIZE of dynamic capacity split evenly into N\n"
 	  "    DC regions (1-8, default 1) of SIZE-byte blocks (default 2M).\n"
 	  "    --memory names a tmpfs or hugetlbfs directory for the memory.\n"
-	  "    example: dcdctl create -d /dev/shm/dcd0 --size 16G --regions 2\n" },
+	  "    --numa-node binds the memory to a NUMA node.\n"
+	  "    example: dcdctl create -d /dev/shm/dcd0 --size 16G --regions 2\n"
+	  "    example: dcdctl create --size 1G --block-size 4K \\\n"
+	  "             --memory /dev/hugepages/dcd0 --numa-node 0\n" },
 	{ "add", cmd_add, add_opts,
 	  "add     [-d DEV] [--host H] [--region R] [--tag UUID] [--wait[=S]]\n"
 	  "        OFFSET:LENGTH[:SEQ]...\n"
@@ -768,25 +846,34 @@ static const struct subcommand subcommands[] = {
 	  "    --tag they form one allocation.  SEQ is the shared extent\n"
 	  "    sequence number.  --wait waits S seconds (default 10) for the\n"
 	  "    host's answer.\n"
-	  "    example: dcdctl add 0:1G 1G:2M\n" },
+	  "    example: dcdctl add 0:1G 1G:2M\n"
+	  "    example: dcdctl add -d /dev/shm/dcd0 --host 1 --region 1 \\\n"
+	  "             --tag 6a1d3c5e-8f0b-4b7a-9f51-0c2e8d4a7b10 \\\n"
+	  "             --wait=30 0:2M:0 4M:2M:1\n" },
 	{ "release", cmd_release, release_opts,
 	  "release [-d DEV] [--host H] [--region R] [--tag UUID] [--forced]\n"
 	  "        [--wait[=S]] [OFFSET:LENGTH...]\n"
 	  "    Ask host H for capacity back: the extents covering the ranges\n"
 	  "    (prescriptive), or with only --tag every extent of that tag.\n"
 	  "    --forced takes the memory away at once.\n"
-	  "    example: dcdctl release --wait 0:1G\n" },
+	  "    example: dcdctl release --wait 0:1G\n"
+	  "    example: dcdctl release --host 1 --region 1 \\\n"
+	  "             --tag 6a1d3c5e-8f0b-4b7a-9f51-0c2e8d4a7b10\n"
+	  "    example: dcdctl release --forced 0:1G\n" },
 	{ "list", cmd_list, list_opts,
 	  "list    [-d DEV] [--host H] [--json]\n"
 	  "    Show regions, extents per host and pending events.\n"
-	  "    example: dcdctl list --json\n" },
+	  "    example: dcdctl list --json\n"
+	  "    example: dcdctl list -d /dev/shm/dcd0 --host 1\n" },
 	{ "check", cmd_check, dev_opts,
 	  "check   [-d DEV]\n"
-	  "    Verify the device's invariants (read-only).\n" },
+	  "    Verify the device's invariants (read-only).\n"
+	  "    example: dcdctl check -d /dev/shm/dcd0\n" },
 	{ "destroy", cmd_destroy, dev_opts,
 	  "destroy [-d DEV]\n"
 	  "    Remove the device and its memory; refused while a host is\n"
-	  "    attached.\n" },
+	  "    attached.\n"
+	  "    example: dcdctl destroy -d /dev/shm/dcd0\n" },
 };
 
 #define NR_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
@@ -804,7 +891,14 @@ static void print_help(const struct subcommand *only)
 			printf("%s%s", only ? "" : "  dcdctl ",
 			       subcommands[i].usage);
 	printf("\nDEV defaults to $DCDFS_DEVICE, then /dev/shm/dcdfs-UID/default."
-	       "\nSizes: bytes, 0x hex, or with a K, M, G or T suffix.\n");
+	       "\nSizes: bytes, 0x hex, or with a K, M, G or T suffix."
+	       "\n-d, -H, -r, -t and -s are --device, --host, --region, --tag"
+	       " and --size.\n");
+	if (!only)
+		printf("\n  dcdctl COMMAND --help   the options of one command\n"
+		       "  dcdctl --version        the version\n"
+		       "On a terminal, add and release --wait show progress"
+		       " on stderr.\n");
 }
 
 int main(int argc, char **argv)
