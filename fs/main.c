@@ -150,6 +150,7 @@ static void usage(void)
 	       "mount(8), fstab and systemd options (noauto, nofail, _netdev,\n"
 	       "defaults, user, users, x-*, comment=*, *atime) are ignored.\n"
 	       "example: dcdfs /dev/shm/dcd0 /mnt/dcd -o host=1,region=0\n"
+	       "example: dcdfs /mnt/dcd -o device=/dev/shm/dcd0,uid=1000\n"
 	       "example: dcdfs /mnt/dcd -o mode=0640,gid=100,allow_other\n"
 	       "example: dcdfs /mnt/dcd -o state=/var/lib/dcdfs/dcd.state\n"
 	       "example: dcdfs region0 /mnt/dcd -o backend=kernel,poll=100\n"

@@ -859,7 +859,7 @@ static const struct subcommand subcommands[] = {
 	  "    example: dcdctl release --wait 0:1G\n"
 	  "    example: dcdctl release --host 1 --region 1 \\\n"
 	  "             --tag 6a1d3c5e-8f0b-4b7a-9f51-0c2e8d4a7b10\n"
-	  "    example: dcdctl release --forced 0:1G\n" },
+	  "    example: dcdctl release -d /dev/shm/dcd0 --forced 0:1G\n" },
 	{ "list", cmd_list, list_opts,
 	  "list    [-d DEV] [--host H] [--json]\n"
 	  "    Show regions, extents per host and pending events.\n"
@@ -939,7 +939,9 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], subcommands[i].name))
 			sc = &subcommands[i];
 	if (!sc)
-		return usage_error("unknown command '%s'", argv[1]);
+		return usage_error(argv[1][0] == '-' ?
+				   "expected a command, not '%s'" :
+				   "unknown command '%s'", argv[1]);
 	snprintf(cmd_name_buf, sizeof(cmd_name_buf), "dcdctl %s", sc->name);
 	cmd_name = cmd_name_buf;
 
