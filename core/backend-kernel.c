@@ -426,28 +426,39 @@ static void trace_open(struct kernel_backend *k)
 	}
 }
 
-/* A release record of a known extent: the FM asked for it. */
+/*
+ * A release record: the FM asked for every known extent the range overlaps
+ * (v4-v9 flag each of them; v10+ match the range and the tag, and take the
+ * whole tag group, one allocation here).  Records carry the range the FM
+ * asked for, not necessarily a whole extent.
+ */
 static int trace_record(struct kernel_backend *k, const char *line,
 			struct backend_event **v, size_t *nr,
 			struct backend_event **ev)
 {
-	struct dcdfs_extent e = { 0 };
-	const struct dcdfs_extent *known;
+	uint64_t start, end;
 	struct ktrace t;
+	int rc = 0;
 
 	if (ksysfs_parse_trace(line, &t) < 0 || t.type != KTRACE_RELEASE ||
 	    t.dpa < k->dpa)
 		return 0;
-	e.offset = t.dpa - k->dpa;
-	e.length = t.length;
-	e.tagged = t.tagged;
-	memcpy(e.tag, t.tag, DCDFS_TAG_SIZE);
-	known = kset_find(&k->known, &e);
-	if (!known)
+	start = t.dpa - k->dpa;
+	if (add_overflows(start, t.length, &end))
 		return 0;
-	if (!*ev)
-		*ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, false);
-	return *ev ? event_push(*ev, known) : -ENOMEM;
+	for (size_t i = 0; !rc && i < k->known.nr; i++) {
+		const struct dcdfs_extent *e = &k->known.v[i];
+
+		if (e->offset >= end || e->offset + e->length <= start)
+			continue;
+		if (k->abi >= KABI_V10 && (e->tagged != t.tagged ||
+		    (t.tagged && memcmp(e->tag, t.tag, DCDFS_TAG_SIZE))))
+			continue;
+		if (!*ev)
+			*ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, false);
+		rc = *ev ? event_push(*ev, e) : -ENOMEM;
+	}
+	return rc;
 }
 
 static int trace_read(struct kernel_backend *k, struct backend_event **v,
