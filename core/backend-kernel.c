@@ -53,9 +53,20 @@
 
 extern char **environ;
 
+/*
+ * An extent and the K of its extentN.K at the scan that found it.  K is no
+ * identity (the kernel reuses it), but the kernel numbers the extents of
+ * a More chain as it surfaces them, in arrival order, which is the order
+ * it lays a tag group out in a DAX device: new extents are told in K order.
+ */
+struct kext {
+	struct dcdfs_extent e;
+	unsigned int id;
+};
+
 /* A set of extents, sorted by offset. */
 struct kset {
-	struct dcdfs_extent *v;
+	struct kext *v;
 	size_t nr, cap;
 };
 
@@ -166,34 +177,41 @@ static const struct dcdfs_extent *kset_find(const struct kset *s,
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (s->v[mid].offset < e->offset)
+		if (s->v[mid].e.offset < e->offset)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < s->nr && same_extent(&s->v[lo], e) ? &s->v[lo] : NULL;
+	return lo < s->nr && same_extent(&s->v[lo].e, e) ? &s->v[lo].e : NULL;
 }
 
-static int kset_push(struct kset *s, const struct dcdfs_extent *e)
+static int kset_push(struct kset *s, const struct kext *x)
 {
 	if (s->nr == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct dcdfs_extent *v = realloc(s->v, cap * sizeof(*v));
+		struct kext *v = realloc(s->v, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
 		s->v = v;
 		s->cap = cap;
 	}
-	s->v[s->nr++] = *e;
+	s->v[s->nr++] = *x;
 	return 0;
 }
 
 static int cmp_offset(const void *a, const void *b)
 {
-	const struct dcdfs_extent *x = a, *y = b;
+	const struct kext *x = a, *y = b;
 
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	const struct kext *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static void kset_sort(struct kset *s)
@@ -228,7 +246,7 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 				 strerror(errno));
 	*ret = (struct kset){ 0 };
 	while (!rc && (de = readdir(d))) {
-		struct dcdfs_extent e;
+		struct kext x;
 		char tail;
 
 		if (sscanf(de->d_name, "extent%u.%u%c", &a, &b, &tail) != 2)
@@ -236,7 +254,7 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
 				     de->d_name) >= sizeof(sub))
 			continue;
-		rc = ksysfs_read_extent(sub, k->size, &e);
+		rc = ksysfs_read_extent(sub, k->size, &x.e);
 		if (rc == -ENOENT) {	/* vanished while we looked */
 			rc = 0;
 			continue;
@@ -248,8 +266,9 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 			rc = 0;
 			continue;
 		}
-		e.region = k->id;
-		rc = kset_push(ret, &e);
+		x.e.region = k->id;
+		x.id = b;
+		rc = kset_push(ret, &x);
 	}
 	closedir(d);
 	if (rc < 0) {
@@ -274,14 +293,14 @@ static bool group_stable(const struct kset *now, const struct kset *before,
 	if (!e->tagged)
 		return kset_find(before, e) != NULL;
 	for (size_t i = 0; i < now->nr; i++) {
-		if (!same_tag(&now->v[i], e->tag))
+		if (!same_tag(&now->v[i].e, e->tag))
 			continue;
-		if (!kset_find(before, &now->v[i]))
+		if (!kset_find(before, &now->v[i].e))
 			return false;
 		in_now++;
 	}
 	for (size_t i = 0; i < before->nr; i++)
-		in_before += same_tag(&before->v[i], e->tag);
+		in_before += same_tag(&before->v[i].e, e->tag);
 	return in_now == in_before;
 }
 
@@ -326,10 +345,10 @@ static int diff_gone(struct kernel_backend *k, const struct kset *now,
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < k->known.nr; i++) {
-		const struct dcdfs_extent *e = &k->known.v[i];
+		const struct dcdfs_extent *e = &k->known.v[i].e;
 
 		if (kset_find(now, e)) {
-			rc = kset_push(&keep, e);
+			rc = kset_push(&keep, &k->known.v[i]);
 			continue;
 		}
 		if (!ev)
@@ -345,28 +364,29 @@ static int diff_gone(struct kernel_backend *k, const struct kset *now,
 	return 0;
 }
 
-/* New extents seen twice, whole tag groups: one done add. */
+/* New extents seen twice, whole tag groups: one done add, in K order. */
 static int diff_new(struct kernel_backend *k, const struct kset *now,
 		    struct backend_event **v, size_t *nr)
 {
 	struct backend_event *ev = NULL;
-	struct kset fresh = { 0 };
+	struct kset fresh = { 0 }, told = { 0 };
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < now->nr; i++)
-		if (!kset_find(&k->known, &now->v[i]))
+		if (!kset_find(&k->known, &now->v[i].e))
 			rc = kset_push(&fresh, &now->v[i]);
-	for (size_t i = 0; !rc && i < fresh.nr; i++) {
-		const struct dcdfs_extent *e = &fresh.v[i];
-
-		if (!group_stable(&fresh, &k->candidates, e))
-			continue;
+	for (size_t i = 0; !rc && i < fresh.nr; i++)
+		if (group_stable(&fresh, &k->candidates, &fresh.v[i].e))
+			rc = kset_push(&told, &fresh.v[i]);
+	qsort(told.v, told.nr, sizeof(*told.v), cmp_id);
+	for (size_t i = 0; !rc && i < told.nr; i++) {
 		if (!ev)
 			ev = new_event(k, v, nr, DCDFS_EVENT_ADD, true);
-		rc = ev ? event_push(ev, e) : -ENOMEM;
+		rc = ev ? event_push(ev, &told.v[i].e) : -ENOMEM;
 		if (!rc)
-			rc = kset_push(&k->known, e);
+			rc = kset_push(&k->known, &told.v[i]);
 	}
+	kset_clear(&told);
 	kset_sort(&k->known);
 	kset_clear(&k->candidates);
 	k->candidates = fresh;
@@ -447,7 +467,7 @@ static int trace_record(struct kernel_backend *k, const char *line,
 	if (add_overflows(start, t.length, &end))
 		return 0;
 	for (size_t i = 0; !rc && i < k->known.nr; i++) {
-		const struct dcdfs_extent *e = &k->known.v[i];
+		const struct dcdfs_extent *e = &k->known.v[i].e;
 
 		if (e->offset >= end || e->offset + e->length <= start)
 			continue;
@@ -561,7 +581,8 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 			break;
 		settled = now.nr == k->candidates.nr;
 		for (size_t i = 0; settled && i < now.nr; i++)
-			settled = same_extent(&now.v[i], &k->candidates.v[i]);
+			settled = same_extent(&now.v[i].e,
+					      &k->candidates.v[i].e);
 		kset_clear(&k->candidates);
 		k->candidates = now;
 		if (settled && round)
@@ -573,8 +594,13 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 	*ret = malloc((k->candidates.nr + 1) * sizeof(**ret));
 	if (!*ret)
 		return -ENOMEM;
-	memcpy(*ret, k->candidates.v, k->candidates.nr * sizeof(**ret));
+	/* Told in K order; kept in offset order. */
+	qsort(k->candidates.v, k->candidates.nr, sizeof(*k->candidates.v),
+	      cmp_id);
+	for (size_t i = 0; i < k->candidates.nr; i++)
+		(*ret)[i] = k->candidates.v[i].e;
 	*ret_nr = k->candidates.nr;
+	kset_sort(&k->candidates);
 	/* All of them are the host's now. */
 	kset_clear(&k->known);
 	k->known = k->candidates;
@@ -662,9 +688,21 @@ static int check_claim(struct kernel_backend *k, const char *dev,
 		rc = read_dax_u64(k, dev, "resource", &resource);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; got_size == size && i < nr; i++)
-		if (resource == k->base + ext[i].offset)
-			return 0;
+	for (size_t i = 0; got_size == size && i < nr; i++) {
+		if (resource != k->base + ext[i].offset)
+			continue;
+		/*
+		 * A sharable group is laid out in sequence order, which sysfs
+		 * does not show: the bytes are right, the extent list is not.
+		 */
+		if (i)
+			notice(k->be.ctx, "%s starts at extent 0x%" PRIx64
+			       ", not 0x%" PRIx64 ": the kernel laid the tag"
+			       " group out in another order than it surfaced"
+			       " it; user.dcd.extents does not follow the"
+			       " file\n", dev, ext[i].offset, ext[0].offset);
+		return 0;
+	}
 	err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%" PRIx64
 	    " bytes), not the allocation at 0x%" PRIx64 " (0x%" PRIx64
 	    "): it picks the first free extent; busy until those before are"
