@@ -675,7 +675,7 @@ static int claim(struct kernel_backend *k, const struct dcdfs_extent *ext,
 	return rc;
 }
 
-/* Did the kernel give the allocation, or another extent? */
+/* Did the kernel give the allocation (0), or another extent (-EBUSY)? */
 static int check_claim(struct kernel_backend *k, const char *dev,
 		       const struct dcdfs_extent *ext, size_t nr,
 		       uint64_t size)
@@ -703,11 +703,13 @@ static int check_claim(struct kernel_backend *k, const char *dev,
 			       " file\n", dev, ext[i].offset, ext[0].offset);
 		return 0;
 	}
-	err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%" PRIx64
-	    " bytes), not the allocation at 0x%" PRIx64 " (0x%" PRIx64
-	    "): it picks the first free extent; busy until those before are"
-	    " claimed or gone\n", dev, resource, got_size,
-	    k->base + ext[0].offset, size);
+	/* v4-v9 grow first-fit; "0" takes the first free untagged extent. */
+	if (k->abi < KABI_V10)
+		err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%"
+		    PRIx64 " bytes), not the allocation at 0x%" PRIx64
+		    " (0x%" PRIx64 "): it picks the first free extent; busy"
+		    " until those before are claimed or gone\n", dev,
+		    resource, got_size, k->base + ext[0].offset, size);
 	return set_error(-EBUSY, "the kernel gave another extent");
 }
 
@@ -741,6 +743,54 @@ static int add_claim(struct kernel_backend *k, uint64_t offset,
 	return 0;
 }
 
+static void drop_claim(struct kernel_backend *k, size_t i)
+{
+	k->claims[i] = k->claims[--k->nr_claims];
+	claims_save(k);
+}
+
+/*
+ * Claim a device for @ext into @dev.  v10+ claim an untagged extent with
+ * "0", which takes some free untagged extent, not necessarily this one:
+ * the wrong ones are held (and on record, in case we die) while we ask
+ * again, so that the kernel hands out the next, then let go.
+ */
+static int claim_checked(struct kernel_backend *k,
+			 const struct dcdfs_extent *ext, size_t nr,
+			 uint64_t size, char *dev, size_t len)
+{
+	size_t held = 0;
+	int rc;
+
+	for (;;) {
+		rc = claim(k, ext, size, dev, len);
+		if (rc < 0)
+			break;
+		rc = check_claim(k, dev, ext, nr, size);
+		if (rc != -EBUSY || k->abi < KABI_V10 || ext[0].tagged ||
+		    held >= k->known.nr) {
+			if (rc < 0)
+				teardown(k, dev);
+			break;
+		}
+		rc = add_claim(k, UINT64_MAX, dev);
+		if (rc < 0) {
+			teardown(k, dev);
+			break;
+		}
+		held++;
+	}
+	/* The wrong ones are the last @held on record. */
+	while (held--) {
+		teardown(k, k->claims[k->nr_claims - 1].dev);
+		drop_claim(k, k->nr_claims - 1);
+	}
+	if (rc == -ENOENT && k->abi >= KABI_V10 && !ext[0].tagged)
+		err(k->be.ctx, "the kernel has no free untagged extent at 0x%"
+		    PRIx64 "\n", k->base + ext[0].offset);
+	return rc;
+}
+
 static int kernel_mem_open(struct dcdfs_backend *be,
 			   const struct dcdfs_extent *ext, size_t nr,
 			   struct memmap_seg *segs, size_t *ret_nr)
@@ -753,12 +803,10 @@ static int kernel_mem_open(struct dcdfs_backend *be,
 	for (size_t i = 0; i < nr; i++)
 		size += ext[i].length;
 	guard(mutex)(&k->lock);
-	rc = claim(k, ext, size, dev, sizeof(dev));
+	rc = claim_checked(k, ext, nr, size, dev, sizeof(dev));
 	if (rc < 0)
 		return rc;
-	rc = check_claim(k, dev, ext, nr, size);
-	if (!rc)
-		rc = write_driver(k, "bind", dev);
+	rc = write_driver(k, "bind", dev);
 	fd = rc < 0 ? rc : claim_open(k, dev);
 	if (fd >= 0)
 		rc = add_claim(k, ext[0].offset, dev);
@@ -784,8 +832,7 @@ static void kernel_mem_close(struct dcdfs_backend *be,
 		if (k->claims[i].offset != ext[0].offset)
 			continue;
 		teardown(k, k->claims[i].dev);
-		k->claims[i] = k->claims[--k->nr_claims];
-		claims_save(k);
+		drop_claim(k, i);
 		return;
 	}
 }
