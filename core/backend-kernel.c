@@ -97,6 +97,8 @@ struct kernel_backend {
 	uint64_t next_event;
 	struct kclaim *claims;
 	size_t nr_claims;
+	char **bad;			/* extentN.K skipped at the last scan */
+	size_t nr_bad;
 	int trace_fd;			/* trace_pipe of our instance, or -1 */
 	char *trace_instance;
 	char trace_partial[512];	/* a line not yet complete */
@@ -229,12 +231,47 @@ static void kset_clear(struct kset *s)
 /* Scanning                                                                 */
 /* ------------------------------------------------------------------------ */
 
+static void free_names(char **v, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * Skip a bad extent; say so when it was not skipped at the last scan
+ * already, so that one bad extent is one line, not one a scan.
+ */
+static void skip_bad(struct kernel_backend *k, const char *path,
+		     const char *name, int why, char ***bad, size_t *nr_bad)
+{
+	char **v, *dup;
+	size_t i;
+
+	for (i = 0; i < k->nr_bad && strcmp(k->bad[i], name); i++)
+		;
+	if (i == k->nr_bad)
+		err(k->be.ctx, "skipping '%s': %s\n", path,
+		    why == -ERANGE ? "outside its region" :
+				     "unreadable attributes");
+	dup = strdup(name);
+	v = dup ? realloc(*bad, (*nr_bad + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(dup);	/* said again at the next scan, at worst */
+		return;
+	}
+	v[(*nr_bad)++] = dup;
+	*bad = v;
+}
+
 /* Every extent of the region now, sorted; bad ones skipped, and said so. */
 static int scan(struct kernel_backend *k, struct kset *ret)
 {
 	char dir[PATH_LEN], sub[PATH_LEN + 64];
 	struct dirent *de;
 	unsigned int a, b;
+	char **bad = NULL;
+	size_t nr_bad = 0;
 	DIR *d;
 	int rc = kpath(k, dir, "dax_region%u", k->id);
 
@@ -260,9 +297,7 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 			continue;
 		}
 		if (rc < 0) {
-			err(k->be.ctx, "skipping '%s': %s\n", sub,
-			    rc == -ERANGE ? "outside its region" :
-					    "unreadable attributes");
+			skip_bad(k, sub, de->d_name, rc, &bad, &nr_bad);
 			rc = 0;
 			continue;
 		}
@@ -272,9 +307,13 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 	}
 	closedir(d);
 	if (rc < 0) {
+		free_names(bad, nr_bad);
 		kset_clear(ret);
 		return rc;
 	}
+	free_names(k->bad, k->nr_bad);
+	k->bad = bad;
+	k->nr_bad = nr_bad;
 	kset_sort(ret);
 	return 0;
 }
@@ -1016,6 +1055,7 @@ static void kernel_close(struct dcdfs_backend *be)
 	trace_close(k);
 	kset_clear(&k->known);
 	kset_clear(&k->candidates);
+	free_names(k->bad, k->nr_bad);
 	pthread_mutex_destroy(&k->lock);
 	free(k->claims);
 	free(k->root);
