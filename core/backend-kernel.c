@@ -1020,8 +1020,6 @@ static int detect_abi(struct kernel_backend *k)
 	if (rc < 0)
 		return set_error(rc, "'%s' is not a dynamic capacity region"
 				 " (mode '%s')", k->region, mode);
-	info(k->be.ctx, "%s: kernel DCD ABI %s\n", k->region,
-	     abi_names[k->abi]);
 	return 0;
 }
 
@@ -1131,6 +1129,9 @@ static int kernel_setup(struct kernel_backend *k,
 		rc = state_paths(k, cfg);
 	if (rc < 0)
 		return rc;
+	/* Said once the region is usable: a failed mount is one line. */
+	info(k->be.ctx, "%s: kernel DCD ABI %s\n", k->region,
+	     abi_names[k->abi]);
 	read_dpa(k);
 	read_numa(k);
 	claims_recover(k);
