@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -455,11 +456,46 @@ static void trace_close(struct kernel_backend *k)
 	k->trace_instance = NULL;
 }
 
+/*
+ * Instances of daemons that died (SIGKILL, a crash) stay, enabled, their
+ * ring buffers filling: remove those of dcdfs whose process is gone.
+ */
+static void trace_reap(struct kernel_backend *k)
+{
+	char dir[PATH_LEN], path[PATH_LEN + 300];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/kernel/tracing/instances", k->root);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char tail;
+		int pid;
+
+		if (sscanf(de->d_name, "dcdfs-%d%c", &pid, &tail) != 1 ||
+		    pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name,
+			 trace_event);
+		if (sysfs_write_attr(path, "0") < 0)
+			dbg(k->be.ctx, "cannot disable '%s'\n", path);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (rmdir(path) == 0)
+			info(k->be.ctx, "removed tracefs instance '%s', left"
+			     " by a previous dcdfs\n", de->d_name);
+	}
+	closedir(d);
+}
+
 /* An instance of our own: enabling the event there disturbs nobody. */
 static void trace_open(struct kernel_backend *k)
 {
 	char path[PATH_LEN];
 	int rc;
+
+	trace_reap(k);
 
 	if (asprintf(&k->trace_instance, "%s/kernel/tracing/instances/dcdfs-%d",
 		     k->root, (int)getpid()) < 0) {
