@@ -73,7 +73,7 @@ struct kset {
 
 struct kclaim {
 	uint64_t offset;	/* of the allocation's first extent */
-	char dev[32];		/* daxN.M */
+	char dev[32];		/* daxN.M; empty once the kernel destroyed it */
 };
 
 struct kernel_backend {
@@ -232,6 +232,8 @@ static void kset_clear(struct kset *s)
 /* Scanning                                                                 */
 /* ------------------------------------------------------------------------ */
 
+static void claims_save(struct kernel_backend *k);
+
 static void free_names(char **v, size_t nr)
 {
 	for (size_t i = 0; i < nr; i++)
@@ -376,6 +378,25 @@ static int event_push(struct backend_event *ev, const struct dcdfs_extent *e)
 	return 0;
 }
 
+/*
+ * The kernel released @e although we claimed it: only a teardown of the
+ * whole DAX region does that, destroying our device with it.  Its name
+ * may be given to another claim soon: forget it, so that the last close
+ * of the revoked allocation tears nothing down.
+ */
+static void claims_orphan(struct kernel_backend *k,
+			  const struct dcdfs_extent *e)
+{
+	for (size_t i = 0; i < k->nr_claims; i++) {
+		if (k->claims[i].offset != e->offset || !k->claims[i].dev[0])
+			continue;
+		info(k->be.ctx, "%s went with extent 0x%" PRIx64 "\n",
+		     k->claims[i].dev, e->offset);
+		k->claims[i].dev[0] = '\0';
+		claims_save(k);
+	}
+}
+
 /* Known extents that vanished: one done release. */
 static int diff_gone(struct kernel_backend *k, const struct kset *now,
 		     struct backend_event **v, size_t *nr)
@@ -391,6 +412,7 @@ static int diff_gone(struct kernel_backend *k, const struct kset *now,
 			rc = kset_push(&keep, &k->known.v[i]);
 			continue;
 		}
+		claims_orphan(k, e);
 		if (!ev)
 			ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, true);
 		rc = ev ? event_push(ev, e) : -ENOMEM;
@@ -699,7 +721,8 @@ static void claims_save(struct kernel_backend *k)
 	if (!f)
 		return;
 	for (size_t i = 0; i < k->nr_claims; i++)
-		fprintf(f, "%s\n", k->claims[i].dev);
+		if (k->claims[i].dev[0])
+			fprintf(f, "%s\n", k->claims[i].dev);
 	if (fclose(f) == 0 && rename(tmp, k->claims_path) < 0)
 		dbg(k->be.ctx, "cannot save claims: %s\n", strerror(errno));
 }
@@ -903,12 +926,21 @@ static void kernel_mem_close(struct dcdfs_backend *be,
 
 	(void) nr;
 	guard(mutex)(&k->lock);
-	for (size_t i = 0; i < k->nr_claims; i++) {
-		if (k->claims[i].offset != ext[0].offset)
-			continue;
-		teardown(k, k->claims[i].dev);
-		drop_claim(k, i);
-		return;
+	/*
+	 * An orphan first: if a revoked allocation and a new one of the same
+	 * offset are both open, whichever closes first takes the orphan, so
+	 * the live device goes only once both are closed.
+	 */
+	for (int orphan = 1; orphan >= 0; orphan--) {
+		for (size_t i = 0; i < k->nr_claims; i++) {
+			if (k->claims[i].offset != ext[0].offset ||
+			    (k->claims[i].dev[0] == '\0') != orphan)
+				continue;
+			if (!orphan)
+				teardown(k, k->claims[i].dev);
+			drop_claim(k, i);
+			return;
+		}
 	}
 }
 
@@ -1082,7 +1114,8 @@ static void kernel_close(struct dcdfs_backend *be)
 
 	/* Claims end with their mappings; any left here are torn down. */
 	for (size_t i = 0; i < k->nr_claims; i++)
-		teardown(k, k->claims[i].dev);
+		if (k->claims[i].dev[0])
+			teardown(k, k->claims[i].dev);
 	k->nr_claims = 0;
 	if (k->claims_path)
 		(void) unlink(k->claims_path);
