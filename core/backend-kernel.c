@@ -73,6 +73,8 @@ struct kset {
 
 struct kclaim {
 	uint64_t offset;	/* of the allocation's first extent */
+	uint64_t resource;	/* what the device had when claimed */
+	uint64_t size;
 	char dev[32];		/* daxN.M; empty once the kernel destroyed it */
 };
 
@@ -710,9 +712,22 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 /* ------------------------------------------------------------------------ */
 
 /* Keep the list of our DAX devices on disk, replaced atomically. */
+/* This boot's id, so that claims of an earlier boot are not taken as ours. */
+static void boot_id(char *buf, size_t len)
+{
+	if (sysfs_read_attr("/proc/sys/kernel/random/boot_id", buf, len) < 0 ||
+	    strchr(buf, ' ') || !buf[0])
+		snprintf(buf, len, "-");
+}
+
+/*
+ * "boot BOOT_ID", then "daxN.M RESOURCE SIZE" per claim: what the next
+ * dcdfs checks before it tears a device down as ours.
+ */
 static void claims_save(struct kernel_backend *k)
 {
 	_cleanup_free_ char *tmp = NULL;
+	char boot[64];
 	FILE *f;
 
 	if (asprintf(&tmp, "%s.tmp", k->claims_path) < 0)
@@ -720,9 +735,13 @@ static void claims_save(struct kernel_backend *k)
 	f = fopen(tmp, "we");
 	if (!f)
 		return;
+	boot_id(boot, sizeof(boot));
+	fprintf(f, "boot %s\n", boot);
 	for (size_t i = 0; i < k->nr_claims; i++)
 		if (k->claims[i].dev[0])
-			fprintf(f, "%s\n", k->claims[i].dev);
+			fprintf(f, "%s %#" PRIx64 " %#" PRIx64 "\n",
+				k->claims[i].dev, k->claims[i].resource,
+				k->claims[i].size);
 	if (fclose(f) == 0 && rename(tmp, k->claims_path) < 0)
 		dbg(k->be.ctx, "cannot save claims: %s\n", strerror(errno));
 }
@@ -830,11 +849,17 @@ static int add_claim(struct kernel_backend *k, uint64_t offset,
 		     const char *dev)
 {
 	struct kclaim *v = realloc(k->claims, (k->nr_claims + 1) * sizeof(*v));
+	int rc;
 
 	if (!v)
 		return -ENOMEM;
 	k->claims = v;
 	v[k->nr_claims].offset = offset;
+	rc = read_dax_u64(k, dev, "resource", &v[k->nr_claims].resource);
+	if (!rc)
+		rc = read_dax_u64(k, dev, "size", &v[k->nr_claims].size);
+	if (rc < 0)
+		return rc;
 	snprintf(v[k->nr_claims].dev, sizeof(v->dev), "%s", dev);
 	k->nr_claims++;
 	claims_save(k);
@@ -944,21 +969,44 @@ static void kernel_mem_close(struct dcdfs_backend *be,
 	}
 }
 
-/* Tear down the DAX devices a daemon that died left claimed. */
+/*
+ * Tear down the DAX devices a daemon that died left claimed: those of
+ * this boot that still have the range and size they had when claimed.
+ * Anything else is another's now (the kernel reuses names), left alone.
+ */
 static void claims_recover(struct kernel_backend *k)
 {
 	_cleanup_fclose_ FILE *f = fopen(k->claims_path, "re");
-	char line[64];
+	char line[128], dev[33], boot[64], was[64];
+	uint64_t resource, size, now_resource, now_size;
+	char tail;
 
 	if (!f)
 		return;
+	boot_id(boot, sizeof(boot));
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "boot %63s %c", was, &tail) != 1 ||
+	    (strcmp(was, boot) && strcmp(was, "-") && strcmp(boot, "-"))) {
+		info(k->be.ctx, "ignoring '%s': not from this boot\n",
+		     k->claims_path);
+		(void) unlink(k->claims_path);
+		return;
+	}
 	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "dax", 3) || strchr(line, '/'))
+		if (sscanf(line, "%32s %" SCNx64 " %" SCNx64 " %c", dev,
+			   &resource, &size, &tail) != 3 ||
+		    strncmp(dev, "dax", 3) || strchr(dev, '/'))
 			continue;
+		if (read_dax_u64(k, dev, "resource", &now_resource) < 0 ||
+		    read_dax_u64(k, dev, "size", &now_size) < 0 ||
+		    now_resource != resource || now_size != size) {
+			info(k->be.ctx, "'%s', claimed by a previous dcdfs,"
+			     " is gone or another's now: left alone\n", dev);
+			continue;
+		}
 		info(k->be.ctx, "tearing down '%s', left claimed by a previous"
-		     " dcdfs\n", line);
-		teardown(k, line);
+		     " dcdfs\n", dev);
+		teardown(k, dev);
 	}
 	(void) unlink(k->claims_path);
 }
