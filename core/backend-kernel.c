@@ -219,9 +219,17 @@ static int cmp_id(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* qsort() wants a non-null array, even of nothing. */
+static void kset_sort_by(struct kset *s,
+			 int (*cmp)(const void *, const void *))
+{
+	if (s->nr > 1)
+		qsort(s->v, s->nr, sizeof(*s->v), cmp);
+}
+
 static void kset_sort(struct kset *s)
 {
-	qsort(s->v, s->nr, sizeof(*s->v), cmp_offset);
+	kset_sort_by(s, cmp_offset);
 }
 
 static void kset_clear(struct kset *s)
@@ -442,7 +450,7 @@ static int diff_new(struct kernel_backend *k, const struct kset *now,
 	for (size_t i = 0; !rc && i < fresh.nr; i++)
 		if (group_stable(&fresh, &k->candidates, &fresh.v[i].e))
 			rc = kset_push(&told, &fresh.v[i]);
-	qsort(told.v, told.nr, sizeof(*told.v), cmp_id);
+	kset_sort_by(&told, cmp_id);
 	for (size_t i = 0; !rc && i < told.nr; i++) {
 		if (!ev)
 			ev = new_event(k, v, nr, DCDFS_EVENT_ADD, true);
@@ -694,8 +702,7 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 	if (!*ret)
 		return -ENOMEM;
 	/* Told in K order; kept in offset order. */
-	qsort(k->candidates.v, k->candidates.nr, sizeof(*k->candidates.v),
-	      cmp_id);
+	kset_sort_by(&k->candidates, cmp_id);
 	for (size_t i = 0; i < k->candidates.nr; i++)
 		(*ret)[i] = k->candidates.v[i].e;
 	*ret_nr = k->candidates.nr;
