@@ -1040,7 +1040,12 @@ static int run_helper(struct kernel_backend *k,
 			     ext[i].offset, ext[i].length) < 0)
 			rc = -ENOMEM;
 	if (!rc) {
-		rc = -posix_spawn(&pid, k->helper, NULL, NULL, argv, environ);
+		int r = posix_spawn(&pid, k->helper, NULL, NULL, argv, environ);
+
+		/* Not ENOENT, which callers take for "released already". */
+		if (r)
+			rc = set_error(-EIO, "cannot run release helper '%s':"
+				       " %s", k->helper, strerror(r));
 		if (!rc && waitpid(pid, &status, 0) < 0)
 			rc = -errno;
 		if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status)))
