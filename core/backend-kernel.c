@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,15 +54,28 @@
 
 extern char **environ;
 
+/*
+ * An extent and the K of its extentN.K at the scan that found it.  K is no
+ * identity (the kernel reuses it), but the kernel numbers the extents of
+ * a More chain as it surfaces them, in arrival order, which is the order
+ * it lays a tag group out in a DAX device: new extents are told in K order.
+ */
+struct kext {
+	struct dcdfs_extent e;
+	unsigned int id;
+};
+
 /* A set of extents, sorted by offset. */
 struct kset {
-	struct dcdfs_extent *v;
+	struct kext *v;
 	size_t nr, cap;
 };
 
 struct kclaim {
 	uint64_t offset;	/* of the allocation's first extent */
-	char dev[32];		/* daxN.M */
+	uint64_t resource;	/* what the device had when claimed */
+	uint64_t size;
+	char dev[32];		/* daxN.M; empty once the kernel destroyed it */
 };
 
 struct kernel_backend {
@@ -86,6 +100,8 @@ struct kernel_backend {
 	uint64_t next_event;
 	struct kclaim *claims;
 	size_t nr_claims;
+	char **bad;			/* extentN.K skipped at the last scan */
+	size_t nr_bad;
 	int trace_fd;			/* trace_pipe of our instance, or -1 */
 	char *trace_instance;
 	char trace_partial[512];	/* a line not yet complete */
@@ -166,39 +182,54 @@ static const struct dcdfs_extent *kset_find(const struct kset *s,
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
-		if (s->v[mid].offset < e->offset)
+		if (s->v[mid].e.offset < e->offset)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < s->nr && same_extent(&s->v[lo], e) ? &s->v[lo] : NULL;
+	return lo < s->nr && same_extent(&s->v[lo].e, e) ? &s->v[lo].e : NULL;
 }
 
-static int kset_push(struct kset *s, const struct dcdfs_extent *e)
+static int kset_push(struct kset *s, const struct kext *x)
 {
 	if (s->nr == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct dcdfs_extent *v = realloc(s->v, cap * sizeof(*v));
+		struct kext *v = realloc(s->v, cap * sizeof(*v));
 
 		if (!v)
 			return -ENOMEM;
 		s->v = v;
 		s->cap = cap;
 	}
-	s->v[s->nr++] = *e;
+	s->v[s->nr++] = *x;
 	return 0;
 }
 
 static int cmp_offset(const void *a, const void *b)
 {
-	const struct dcdfs_extent *x = a, *y = b;
+	const struct kext *x = a, *y = b;
 
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	return x->e.offset < y->e.offset ? -1 : x->e.offset > y->e.offset;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	const struct kext *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* qsort() wants a non-null array, even of nothing. */
+static void kset_sort_by(struct kset *s,
+			 int (*cmp)(const void *, const void *))
+{
+	if (s->nr > 1)
+		qsort(s->v, s->nr, sizeof(*s->v), cmp);
 }
 
 static void kset_sort(struct kset *s)
 {
-	qsort(s->v, s->nr, sizeof(*s->v), cmp_offset);
+	kset_sort_by(s, cmp_offset);
 }
 
 static void kset_clear(struct kset *s)
@@ -211,12 +242,49 @@ static void kset_clear(struct kset *s)
 /* Scanning                                                                 */
 /* ------------------------------------------------------------------------ */
 
+static void claims_save(struct kernel_backend *k);
+
+static void free_names(char **v, size_t nr)
+{
+	for (size_t i = 0; i < nr; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * Skip a bad extent; say so when it was not skipped at the last scan
+ * already, so that one bad extent is one line, not one a scan.
+ */
+static void skip_bad(struct kernel_backend *k, const char *path,
+		     const char *name, int why, char ***bad, size_t *nr_bad)
+{
+	char **v, *dup;
+	size_t i;
+
+	for (i = 0; i < k->nr_bad && strcmp(k->bad[i], name); i++)
+		;
+	if (i == k->nr_bad)
+		err(k->be.ctx, "skipping '%s': %s\n", path,
+		    why == -ERANGE ? "outside its region" :
+				     "unreadable attributes");
+	dup = strdup(name);
+	v = dup ? realloc(*bad, (*nr_bad + 1) * sizeof(*v)) : NULL;
+	if (!v) {
+		free(dup);	/* said again at the next scan, at worst */
+		return;
+	}
+	v[(*nr_bad)++] = dup;
+	*bad = v;
+}
+
 /* Every extent of the region now, sorted; bad ones skipped, and said so. */
 static int scan(struct kernel_backend *k, struct kset *ret)
 {
 	char dir[PATH_LEN], sub[PATH_LEN + 64];
 	struct dirent *de;
 	unsigned int a, b;
+	char **bad = NULL;
+	size_t nr_bad = 0;
 	DIR *d;
 	int rc = kpath(k, dir, "dax_region%u", k->id);
 
@@ -228,7 +296,7 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 				 strerror(errno));
 	*ret = (struct kset){ 0 };
 	while (!rc && (de = readdir(d))) {
-		struct dcdfs_extent e;
+		struct kext x;
 		char tail;
 
 		if (sscanf(de->d_name, "extent%u.%u%c", &a, &b, &tail) != 2)
@@ -236,26 +304,29 @@ static int scan(struct kernel_backend *k, struct kset *ret)
 		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
 				     de->d_name) >= sizeof(sub))
 			continue;
-		rc = ksysfs_read_extent(sub, k->size, &e);
+		rc = ksysfs_read_extent(sub, k->size, &x.e);
 		if (rc == -ENOENT) {	/* vanished while we looked */
 			rc = 0;
 			continue;
 		}
 		if (rc < 0) {
-			err(k->be.ctx, "skipping '%s': %s\n", sub,
-			    rc == -ERANGE ? "outside its region" :
-					    "unreadable attributes");
+			skip_bad(k, sub, de->d_name, rc, &bad, &nr_bad);
 			rc = 0;
 			continue;
 		}
-		e.region = k->id;
-		rc = kset_push(ret, &e);
+		x.e.region = k->id;
+		x.id = b;
+		rc = kset_push(ret, &x);
 	}
 	closedir(d);
 	if (rc < 0) {
+		free_names(bad, nr_bad);
 		kset_clear(ret);
 		return rc;
 	}
+	free_names(k->bad, k->nr_bad);
+	k->bad = bad;
+	k->nr_bad = nr_bad;
 	kset_sort(ret);
 	return 0;
 }
@@ -274,14 +345,14 @@ static bool group_stable(const struct kset *now, const struct kset *before,
 	if (!e->tagged)
 		return kset_find(before, e) != NULL;
 	for (size_t i = 0; i < now->nr; i++) {
-		if (!same_tag(&now->v[i], e->tag))
+		if (!same_tag(&now->v[i].e, e->tag))
 			continue;
-		if (!kset_find(before, &now->v[i]))
+		if (!kset_find(before, &now->v[i].e))
 			return false;
 		in_now++;
 	}
 	for (size_t i = 0; i < before->nr; i++)
-		in_before += same_tag(&before->v[i], e->tag);
+		in_before += same_tag(&before->v[i].e, e->tag);
 	return in_now == in_before;
 }
 
@@ -317,6 +388,25 @@ static int event_push(struct backend_event *ev, const struct dcdfs_extent *e)
 	return 0;
 }
 
+/*
+ * The kernel released @e although we claimed it: only a teardown of the
+ * whole DAX region does that, destroying our device with it.  Its name
+ * may be given to another claim soon: forget it, so that the last close
+ * of the revoked allocation tears nothing down.
+ */
+static void claims_orphan(struct kernel_backend *k,
+			  const struct dcdfs_extent *e)
+{
+	for (size_t i = 0; i < k->nr_claims; i++) {
+		if (k->claims[i].offset != e->offset || !k->claims[i].dev[0])
+			continue;
+		info(k->be.ctx, "%s went with extent 0x%" PRIx64 "\n",
+		     k->claims[i].dev, e->offset);
+		k->claims[i].dev[0] = '\0';
+		claims_save(k);
+	}
+}
+
 /* Known extents that vanished: one done release. */
 static int diff_gone(struct kernel_backend *k, const struct kset *now,
 		     struct backend_event **v, size_t *nr)
@@ -326,12 +416,13 @@ static int diff_gone(struct kernel_backend *k, const struct kset *now,
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < k->known.nr; i++) {
-		const struct dcdfs_extent *e = &k->known.v[i];
+		const struct dcdfs_extent *e = &k->known.v[i].e;
 
 		if (kset_find(now, e)) {
-			rc = kset_push(&keep, e);
+			rc = kset_push(&keep, &k->known.v[i]);
 			continue;
 		}
+		claims_orphan(k, e);
 		if (!ev)
 			ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, true);
 		rc = ev ? event_push(ev, e) : -ENOMEM;
@@ -345,28 +436,29 @@ static int diff_gone(struct kernel_backend *k, const struct kset *now,
 	return 0;
 }
 
-/* New extents seen twice, whole tag groups: one done add. */
+/* New extents seen twice, whole tag groups: one done add, in K order. */
 static int diff_new(struct kernel_backend *k, const struct kset *now,
 		    struct backend_event **v, size_t *nr)
 {
 	struct backend_event *ev = NULL;
-	struct kset fresh = { 0 };
+	struct kset fresh = { 0 }, told = { 0 };
 	int rc = 0;
 
 	for (size_t i = 0; !rc && i < now->nr; i++)
-		if (!kset_find(&k->known, &now->v[i]))
+		if (!kset_find(&k->known, &now->v[i].e))
 			rc = kset_push(&fresh, &now->v[i]);
-	for (size_t i = 0; !rc && i < fresh.nr; i++) {
-		const struct dcdfs_extent *e = &fresh.v[i];
-
-		if (!group_stable(&fresh, &k->candidates, e))
-			continue;
+	for (size_t i = 0; !rc && i < fresh.nr; i++)
+		if (group_stable(&fresh, &k->candidates, &fresh.v[i].e))
+			rc = kset_push(&told, &fresh.v[i]);
+	kset_sort_by(&told, cmp_id);
+	for (size_t i = 0; !rc && i < told.nr; i++) {
 		if (!ev)
 			ev = new_event(k, v, nr, DCDFS_EVENT_ADD, true);
-		rc = ev ? event_push(ev, e) : -ENOMEM;
+		rc = ev ? event_push(ev, &told.v[i].e) : -ENOMEM;
 		if (!rc)
-			rc = kset_push(&k->known, e);
+			rc = kset_push(&k->known, &told.v[i]);
 	}
+	kset_clear(&told);
 	kset_sort(&k->known);
 	kset_clear(&k->candidates);
 	k->candidates = fresh;
@@ -396,11 +488,46 @@ static void trace_close(struct kernel_backend *k)
 	k->trace_instance = NULL;
 }
 
+/*
+ * Instances of daemons that died (SIGKILL, a crash) stay, enabled, their
+ * ring buffers filling: remove those of dcdfs whose process is gone.
+ */
+static void trace_reap(struct kernel_backend *k)
+{
+	char dir[PATH_LEN], path[PATH_LEN + 300];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/kernel/tracing/instances", k->root);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char tail;
+		int pid;
+
+		if (sscanf(de->d_name, "dcdfs-%d%c", &pid, &tail) != 1 ||
+		    pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name,
+			 trace_event);
+		if (sysfs_write_attr(path, "0") < 0)
+			dbg(k->be.ctx, "cannot disable '%s'\n", path);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (rmdir(path) == 0)
+			info(k->be.ctx, "removed tracefs instance '%s', left"
+			     " by a previous dcdfs\n", de->d_name);
+	}
+	closedir(d);
+}
+
 /* An instance of our own: enabling the event there disturbs nobody. */
 static void trace_open(struct kernel_backend *k)
 {
 	char path[PATH_LEN];
 	int rc;
+
+	trace_reap(k);
 
 	if (asprintf(&k->trace_instance, "%s/kernel/tracing/instances/dcdfs-%d",
 		     k->root, (int)getpid()) < 0) {
@@ -426,28 +553,39 @@ static void trace_open(struct kernel_backend *k)
 	}
 }
 
-/* A release record of a known extent: the FM asked for it. */
+/*
+ * A release record: the FM asked for every known extent the range overlaps
+ * (v4-v9 flag each of them; v10+ match the range and the tag, and take the
+ * whole tag group, one allocation here).  Records carry the range the FM
+ * asked for, not necessarily a whole extent.
+ */
 static int trace_record(struct kernel_backend *k, const char *line,
 			struct backend_event **v, size_t *nr,
 			struct backend_event **ev)
 {
-	struct dcdfs_extent e = { 0 };
-	const struct dcdfs_extent *known;
+	uint64_t start, end;
 	struct ktrace t;
+	int rc = 0;
 
 	if (ksysfs_parse_trace(line, &t) < 0 || t.type != KTRACE_RELEASE ||
 	    t.dpa < k->dpa)
 		return 0;
-	e.offset = t.dpa - k->dpa;
-	e.length = t.length;
-	e.tagged = t.tagged;
-	memcpy(e.tag, t.tag, DCDFS_TAG_SIZE);
-	known = kset_find(&k->known, &e);
-	if (!known)
+	start = t.dpa - k->dpa;
+	if (add_overflows(start, t.length, &end))
 		return 0;
-	if (!*ev)
-		*ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, false);
-	return *ev ? event_push(*ev, known) : -ENOMEM;
+	for (size_t i = 0; !rc && i < k->known.nr; i++) {
+		const struct dcdfs_extent *e = &k->known.v[i].e;
+
+		if (e->offset >= end || e->offset + e->length <= start)
+			continue;
+		if (k->abi >= KABI_V10 && (e->tagged != t.tagged ||
+		    (t.tagged && memcmp(e->tag, t.tag, DCDFS_TAG_SIZE))))
+			continue;
+		if (!*ev)
+			*ev = new_event(k, v, nr, DCDFS_EVENT_RELEASE, false);
+		rc = *ev ? event_push(*ev, e) : -ENOMEM;
+	}
+	return rc;
 }
 
 static int trace_read(struct kernel_backend *k, struct backend_event **v,
@@ -550,7 +688,8 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 			break;
 		settled = now.nr == k->candidates.nr;
 		for (size_t i = 0; settled && i < now.nr; i++)
-			settled = same_extent(&now.v[i], &k->candidates.v[i]);
+			settled = same_extent(&now.v[i].e,
+					      &k->candidates.v[i].e);
 		kset_clear(&k->candidates);
 		k->candidates = now;
 		if (settled && round)
@@ -562,8 +701,12 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 	*ret = malloc((k->candidates.nr + 1) * sizeof(**ret));
 	if (!*ret)
 		return -ENOMEM;
-	memcpy(*ret, k->candidates.v, k->candidates.nr * sizeof(**ret));
+	/* Told in K order; kept in offset order. */
+	kset_sort_by(&k->candidates, cmp_id);
+	for (size_t i = 0; i < k->candidates.nr; i++)
+		(*ret)[i] = k->candidates.v[i].e;
 	*ret_nr = k->candidates.nr;
+	kset_sort(&k->candidates);
 	/* All of them are the host's now. */
 	kset_clear(&k->known);
 	k->known = k->candidates;
@@ -576,9 +719,22 @@ static int kernel_extents(struct dcdfs_backend *be, struct dcdfs_extent **ret,
 /* ------------------------------------------------------------------------ */
 
 /* Keep the list of our DAX devices on disk, replaced atomically. */
+/* This boot's id, so that claims of an earlier boot are not taken as ours. */
+static void boot_id(char *buf, size_t len)
+{
+	if (sysfs_read_attr("/proc/sys/kernel/random/boot_id", buf, len) < 0 ||
+	    strchr(buf, ' ') || !buf[0])
+		snprintf(buf, len, "-");
+}
+
+/*
+ * "boot BOOT_ID", then "daxN.M RESOURCE SIZE" per claim: what the next
+ * dcdfs checks before it tears a device down as ours.
+ */
 static void claims_save(struct kernel_backend *k)
 {
 	_cleanup_free_ char *tmp = NULL;
+	char boot[64];
 	FILE *f;
 
 	if (asprintf(&tmp, "%s.tmp", k->claims_path) < 0)
@@ -586,8 +742,13 @@ static void claims_save(struct kernel_backend *k)
 	f = fopen(tmp, "we");
 	if (!f)
 		return;
+	boot_id(boot, sizeof(boot));
+	fprintf(f, "boot %s\n", boot);
 	for (size_t i = 0; i < k->nr_claims; i++)
-		fprintf(f, "%s\n", k->claims[i].dev);
+		if (k->claims[i].dev[0])
+			fprintf(f, "%s %#" PRIx64 " %#" PRIx64 "\n",
+				k->claims[i].dev, k->claims[i].resource,
+				k->claims[i].size);
 	if (fclose(f) == 0 && rename(tmp, k->claims_path) < 0)
 		dbg(k->be.ctx, "cannot save claims: %s\n", strerror(errno));
 }
@@ -638,7 +799,7 @@ static int claim(struct kernel_backend *k, const struct dcdfs_extent *ext,
 	return rc;
 }
 
-/* Did the kernel give the allocation, or another extent? */
+/* Did the kernel give the allocation (0), or another extent (-EBUSY)? */
 static int check_claim(struct kernel_backend *k, const char *dev,
 		       const struct dcdfs_extent *ext, size_t nr,
 		       uint64_t size)
@@ -651,14 +812,28 @@ static int check_claim(struct kernel_backend *k, const char *dev,
 		rc = read_dax_u64(k, dev, "resource", &resource);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; got_size == size && i < nr; i++)
-		if (resource == k->base + ext[i].offset)
-			return 0;
-	err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%" PRIx64
-	    " bytes), not the allocation at 0x%" PRIx64 " (0x%" PRIx64
-	    "): it picks the first free extent; busy until those before are"
-	    " claimed or gone\n", dev, resource, got_size,
-	    k->base + ext[0].offset, size);
+	for (size_t i = 0; got_size == size && i < nr; i++) {
+		if (resource != k->base + ext[i].offset)
+			continue;
+		/*
+		 * A sharable group is laid out in sequence order, which sysfs
+		 * does not show: the bytes are right, the extent list is not.
+		 */
+		if (i)
+			notice(k->be.ctx, "%s starts at extent 0x%" PRIx64
+			       ", not 0x%" PRIx64 ": the kernel laid the tag"
+			       " group out in another order than it surfaced"
+			       " it; user.dcd.extents does not follow the"
+			       " file\n", dev, ext[i].offset, ext[0].offset);
+		return 0;
+	}
+	/* v4-v9 grow first-fit; "0" takes the first free untagged extent. */
+	if (k->abi < KABI_V10)
+		err(k->be.ctx, "the kernel gave %s at 0x%" PRIx64 " (0x%"
+		    PRIx64 " bytes), not the allocation at 0x%" PRIx64
+		    " (0x%" PRIx64 "): it picks the first free extent; busy"
+		    " until those before are claimed or gone\n", dev,
+		    resource, got_size, k->base + ext[0].offset, size);
 	return set_error(-EBUSY, "the kernel gave another extent");
 }
 
@@ -681,15 +856,69 @@ static int add_claim(struct kernel_backend *k, uint64_t offset,
 		     const char *dev)
 {
 	struct kclaim *v = realloc(k->claims, (k->nr_claims + 1) * sizeof(*v));
+	int rc;
 
 	if (!v)
 		return -ENOMEM;
 	k->claims = v;
 	v[k->nr_claims].offset = offset;
+	rc = read_dax_u64(k, dev, "resource", &v[k->nr_claims].resource);
+	if (!rc)
+		rc = read_dax_u64(k, dev, "size", &v[k->nr_claims].size);
+	if (rc < 0)
+		return rc;
 	snprintf(v[k->nr_claims].dev, sizeof(v->dev), "%s", dev);
 	k->nr_claims++;
 	claims_save(k);
 	return 0;
+}
+
+static void drop_claim(struct kernel_backend *k, size_t i)
+{
+	k->claims[i] = k->claims[--k->nr_claims];
+	claims_save(k);
+}
+
+/*
+ * Claim a device for @ext into @dev.  v10+ claim an untagged extent with
+ * "0", which takes some free untagged extent, not necessarily this one:
+ * the wrong ones are held (and on record, in case we die) while we ask
+ * again, so that the kernel hands out the next, then let go.
+ */
+static int claim_checked(struct kernel_backend *k,
+			 const struct dcdfs_extent *ext, size_t nr,
+			 uint64_t size, char *dev, size_t len)
+{
+	size_t held = 0;
+	int rc;
+
+	for (;;) {
+		rc = claim(k, ext, size, dev, len);
+		if (rc < 0)
+			break;
+		rc = check_claim(k, dev, ext, nr, size);
+		if (rc != -EBUSY || k->abi < KABI_V10 || ext[0].tagged ||
+		    held >= k->known.nr) {
+			if (rc < 0)
+				teardown(k, dev);
+			break;
+		}
+		rc = add_claim(k, UINT64_MAX, dev);
+		if (rc < 0) {
+			teardown(k, dev);
+			break;
+		}
+		held++;
+	}
+	/* The wrong ones are the last @held on record. */
+	while (held--) {
+		teardown(k, k->claims[k->nr_claims - 1].dev);
+		drop_claim(k, k->nr_claims - 1);
+	}
+	if (rc == -ENOENT && k->abi >= KABI_V10 && !ext[0].tagged)
+		err(k->be.ctx, "the kernel has no free untagged extent at 0x%"
+		    PRIx64 "\n", k->base + ext[0].offset);
+	return rc;
 }
 
 static int kernel_mem_open(struct dcdfs_backend *be,
@@ -704,12 +933,10 @@ static int kernel_mem_open(struct dcdfs_backend *be,
 	for (size_t i = 0; i < nr; i++)
 		size += ext[i].length;
 	guard(mutex)(&k->lock);
-	rc = claim(k, ext, size, dev, sizeof(dev));
+	rc = claim_checked(k, ext, nr, size, dev, sizeof(dev));
 	if (rc < 0)
 		return rc;
-	rc = check_claim(k, dev, ext, nr, size);
-	if (!rc)
-		rc = write_driver(k, "bind", dev);
+	rc = write_driver(k, "bind", dev);
 	fd = rc < 0 ? rc : claim_open(k, dev);
 	if (fd >= 0)
 		rc = add_claim(k, ext[0].offset, dev);
@@ -731,31 +958,62 @@ static void kernel_mem_close(struct dcdfs_backend *be,
 
 	(void) nr;
 	guard(mutex)(&k->lock);
-	for (size_t i = 0; i < k->nr_claims; i++) {
-		if (k->claims[i].offset != ext[0].offset)
-			continue;
-		teardown(k, k->claims[i].dev);
-		k->claims[i] = k->claims[--k->nr_claims];
-		claims_save(k);
-		return;
+	/*
+	 * An orphan first: if a revoked allocation and a new one of the same
+	 * offset are both open, whichever closes first takes the orphan, so
+	 * the live device goes only once both are closed.
+	 */
+	for (int orphan = 1; orphan >= 0; orphan--) {
+		for (size_t i = 0; i < k->nr_claims; i++) {
+			if (k->claims[i].offset != ext[0].offset ||
+			    (k->claims[i].dev[0] == '\0') != orphan)
+				continue;
+			if (!orphan)
+				teardown(k, k->claims[i].dev);
+			drop_claim(k, i);
+			return;
+		}
 	}
 }
 
-/* Tear down the DAX devices a daemon that died left claimed. */
+/*
+ * Tear down the DAX devices a daemon that died left claimed: those of
+ * this boot that still have the range and size they had when claimed.
+ * Anything else is another's now (the kernel reuses names), left alone.
+ */
 static void claims_recover(struct kernel_backend *k)
 {
 	_cleanup_fclose_ FILE *f = fopen(k->claims_path, "re");
-	char line[64];
+	char line[128], dev[33], boot[64], was[64];
+	uint64_t resource, size, now_resource, now_size;
+	char tail;
 
 	if (!f)
 		return;
+	boot_id(boot, sizeof(boot));
+	if (!fgets(line, sizeof(line), f) ||
+	    sscanf(line, "boot %63s %c", was, &tail) != 1 ||
+	    (strcmp(was, boot) && strcmp(was, "-") && strcmp(boot, "-"))) {
+		info(k->be.ctx, "ignoring '%s': not from this boot\n",
+		     k->claims_path);
+		(void) unlink(k->claims_path);
+		return;
+	}
 	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (strncmp(line, "dax", 3) || strchr(line, '/'))
+		if (sscanf(line, "%32s %" SCNx64 " %" SCNx64 " %c", dev,
+			   &resource, &size, &tail) != 3 ||
+		    strncmp(dev, "dax", 3) || strchr(dev, '/'))
 			continue;
+		if (read_dax_u64(k, dev, "resource", &now_resource) < 0 ||
+		    read_dax_u64(k, dev, "size", &now_size) < 0 ||
+		    now_resource != resource || now_size != size) {
+			info(k->be.ctx, "'%s', claimed by a previous dcdfs,"
+			     " is gone or another's now: left alone\n", dev);
+			continue;
+		}
 		info(k->be.ctx, "tearing down '%s', left claimed by a previous"
-		     " dcdfs\n", line);
-		teardown(k, line);
+		     " dcdfs\n", dev);
+		teardown(k, dev);
 	}
 	(void) unlink(k->claims_path);
 }
@@ -782,7 +1040,12 @@ static int run_helper(struct kernel_backend *k,
 			     ext[i].offset, ext[i].length) < 0)
 			rc = -ENOMEM;
 	if (!rc) {
-		rc = -posix_spawn(&pid, k->helper, NULL, NULL, argv, environ);
+		int r = posix_spawn(&pid, k->helper, NULL, NULL, argv, environ);
+
+		/* Not ENOENT, which callers take for "released already". */
+		if (r)
+			rc = set_error(-EIO, "cannot run release helper '%s':"
+				       " %s", k->helper, strerror(r));
 		if (!rc && waitpid(pid, &status, 0) < 0)
 			rc = -errno;
 		if (!rc && (!WIFEXITED(status) || WEXITSTATUS(status)))
@@ -885,8 +1148,6 @@ static int detect_abi(struct kernel_backend *k)
 	if (rc < 0)
 		return set_error(rc, "'%s' is not a dynamic capacity region"
 				 " (mode '%s')", k->region, mode);
-	info(k->be.ctx, "%s: kernel DCD ABI %s\n", k->region,
-	     abi_names[k->abi]);
 	return 0;
 }
 
@@ -913,13 +1174,15 @@ static void kernel_close(struct dcdfs_backend *be)
 
 	/* Claims end with their mappings; any left here are torn down. */
 	for (size_t i = 0; i < k->nr_claims; i++)
-		teardown(k, k->claims[i].dev);
+		if (k->claims[i].dev[0])
+			teardown(k, k->claims[i].dev);
 	k->nr_claims = 0;
 	if (k->claims_path)
 		(void) unlink(k->claims_path);
 	trace_close(k);
 	kset_clear(&k->known);
 	kset_clear(&k->candidates);
+	free_names(k->bad, k->nr_bad);
 	pthread_mutex_destroy(&k->lock);
 	free(k->claims);
 	free(k->root);
@@ -995,6 +1258,9 @@ static int kernel_setup(struct kernel_backend *k,
 		rc = state_paths(k, cfg);
 	if (rc < 0)
 		return rc;
+	/* Said once the region is usable: a failed mount is one line. */
+	info(k->be.ctx, "%s: kernel DCD ABI %s\n", k->region,
+	     abi_names[k->abi]);
 	read_dpa(k);
 	read_numa(k);
 	claims_recover(k);
