@@ -203,7 +203,14 @@ int memmap_write(struct memmap *map, uint64_t offset, const void *src,
 {
 	sigjmp_buf jb;
 
-	if (sigsetjmp(jb, 0))
+	/*
+	 * Save the signal mask, so that the jump out of the handler restores
+	 * it: SA_NODEFER keeps SIGBUS unblocked only when our handler is the
+	 * one the kernel runs.  A wrapper around it (ThreadSanitizer's) runs
+	 * it with SIGBUS blocked, and the thread's next fault killed the
+	 * daemon.
+	 */
+	if (sigsetjmp(jb, 1))
 		return -EIO;
 	guard_jmp = &jb;
 	map->memcpy_fn((char *)map->addr + offset, src, len,

@@ -74,6 +74,35 @@ void mem_scrub(struct dcdfs_simdev *dev, unsigned int region, uint64_t start)
 		    dev->mem_path, name, strerror(errno));
 }
 
+/*
+ * The memory file of an extent whose file is gone: created afresh, zeroed,
+ * only if the extent is still there.  The check and the creation are one
+ * write transaction, as scrub_locked() is, so that a release that frees
+ * the extent and scrubs its memory meanwhile cannot leave a file behind.
+ */
+static int mem_create_held(struct dcdfs_simdev *dev,
+			   const struct dcdfs_extent *ext, const char *name)
+{
+	int fd, rc;
+
+	guard(mutex)(&dev->lock);
+	rc = tx_begin_locked(dev);
+	if (rc < 0)
+		return rc;
+	if (!extent_exists_locked(dev, ext->region, ext->offset)) {
+		tx_rollback_locked(dev);
+		return set_error(-ENOENT, "no extent at 0x%" PRIx64
+				 " any more", ext->offset);
+	}
+	fd = openat(dev->mem_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	rc = fd < 0 ? -errno : 0;
+	tx_rollback_locked(dev);	/* nothing written */
+	if (rc < 0)
+		return set_error(rc, "cannot open memory '%s/%s': %s",
+				 dev->mem_path, name, strerror(-rc));
+	return fd;
+}
+
 int simdev_mem_open(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext)
 {
 	char name[MEM_NAME_LEN];
@@ -82,11 +111,16 @@ int simdev_mem_open(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext)
 
 	clear_error();
 	mem_file_name(ext->region, ext->offset, name, sizeof(name));
-	/* No O_TRUNC: an extent held across a reboot of the RAM fs is zero. */
-	fd = openat(dev->mem_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
+	fd = openat(dev->mem_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
 		return set_error(-errno, "cannot open memory '%s/%s': %s",
 				 dev->mem_path, name, strerror(errno));
+	/* Not there: lost with the RAM fs (it comes back zeroed) or freed. */
+	if (fd < 0) {
+		fd = mem_create_held(dev, ext, name);
+		if (fd < 0)
+			return fd;
+	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	if (st.st_size == 0 && ftruncate(fd, (off_t)ext->length) < 0)

@@ -333,8 +333,8 @@ int extent_remove_locked(struct dcdfs_simdev *dev, unsigned int region,
 	return complete_items_locked(dev, region, start);
 }
 
-static bool extent_exists_locked(struct dcdfs_simdev *dev,
-				 unsigned int region, uint64_t start)
+bool extent_exists_locked(struct dcdfs_simdev *dev, unsigned int region,
+			  uint64_t start)
 {
 	sqlite3_stmt *st = stmt_get_locked(dev, SQL_EXTENT_AT);
 	bool found;

@@ -97,6 +97,9 @@ sqlite3_stmt *stmt_get_locked(struct dcdfs_simdev *dev, enum sql_id id);
 int sql_rc(struct dcdfs_simdev *dev, int rc);
 int tx_begin_locked(struct dcdfs_simdev *dev) _must_check_;
 int tx_commit_locked(struct dcdfs_simdev *dev) _must_check_;
+/* Whether an extent (held or offered, by any host) starts at @start. */
+bool extent_exists_locked(struct dcdfs_simdev *dev, unsigned int region,
+			  uint64_t start);
 void tx_rollback_locked(struct dcdfs_simdev *dev);
 int step_done_locked(struct dcdfs_simdev *dev, sqlite3_stmt *st) _must_check_;
 int scrub_locked(struct dcdfs_simdev *dev);
