@@ -98,7 +98,8 @@ static unsigned int below(unsigned int n)
 	return n ? (unsigned int)(rnd() % n) : 0;
 }
 
-static void violation(const char *fmt, ...)
+static __attribute__((format(printf, 1, 2))) void
+violation(const char *fmt, ...)
 {
 	va_list ap;
 
