@@ -49,7 +49,8 @@ void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)alloc;
-	fi->keep_cache = 1;
+	/* A client mapping the memory itself writes around the cache. */
+	fi->keep_cache = !dcdfs_alloc_is_direct(alloc);
 	if (fuse_reply_open(req, fi) < 0) {
 		/* No RELEASE will come for this open: undo it now. */
 		dcdfs_alloc_unpin(alloc);

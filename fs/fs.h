@@ -23,6 +23,7 @@
 #define READ_AHEAD (4u << 20)
 
 struct ino_tree;
+struct direct;
 
 /**
  * struct fs_opts - the command line
@@ -65,6 +66,7 @@ struct dcdfs_fs {
 	pthread_mutex_t ino_lock;
 	struct ino_tree *inodes;	/* see inode.c */
 
+	struct direct *direct;		/* see direct.c; NULL if off */
 	pthread_t event_thread;
 	pthread_t notify_thread;
 	bool threads_started;
@@ -117,5 +119,9 @@ static inline void reply_err(fuse_req_t req, int rc)
 /* notify.c: the device event loop and the kernel cache notifier */
 int fs_threads_start(struct dcdfs_fs *fs);
 void fs_threads_stop(struct dcdfs_fs *fs);
+
+/* direct.c: handing allocations' memory to clients (libdcdfs-map) */
+int fs_direct_start(struct dcdfs_fs *fs);
+void fs_direct_stop(struct dcdfs_fs *fs);
 
 #endif /* DCDFS_FS_H */

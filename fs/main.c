@@ -510,10 +510,13 @@ static int run(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 		fs_log(LOG_ERR, "cannot start threads");
 		goto out_unmount;
 	}
+	/* Without it, clients map through the page cache: not fatal. */
+	(void) fs_direct_start(fs);
 	daemonize_done();
 	notify_ready();
 	/* A positive return is the signal that ended the loop: a clean exit. */
 	rc = serve(fs, cmd) < 0 ? 1 : 0;
+	fs_direct_stop(fs);
 	fs_threads_stop(fs);
 out_unmount:
 	fuse_session_unmount(fs->se);
