@@ -14,6 +14,7 @@
  *                          shim may turn into a direct mapping)
  *   unmap                  dcdfs_unmap() of the last mapping
  *   munmap                 plain munmap() of the last mapping
+ *   msync                  msync(MS_SYNC) of the last mapping
  *   fill:OFF:LEN:SEED      store the pattern SEED (pattern.h) through the
  *                          mapping at file offset OFF
  *   check:OFF:LEN:SEED     compare the mapping with it: "ok" or the offset
@@ -373,6 +374,9 @@ static void run(char *op)
 		rc = dcdfs_unmap(addr, map_len);
 		printf("unmap: %s\n", rc ? errname(-rc) : "ok");
 		addr = NULL;
+	} else if (!strcmp(op, "msync")) {
+		if (msync(addr, map_len, MS_SYNC) < 0)
+			printf("msync: %s\n", errname(errno));
 	} else if (!strcmp(op, "munmap")) {
 		munmap(addr, map_len);
 		addr = NULL;
