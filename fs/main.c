@@ -439,7 +439,10 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 	fs->dir_mode = dir_mode_of(cfg.mode);
 	fs->mountpoint = mountpoint;
 	fs->mount_time = time(NULL);
-	rc = fs_inodes_init(fs);
+	LIST_INIT(&fs->open_files);
+	rc = pthread_mutex_init(&fs->open_lock, NULL) ? -ENOMEM : 0;
+	if (!rc)
+		rc = fs_inodes_init(fs);
 	if (rc < 0)
 		return rc;
 	rc = dcdfs_host_new(fs->ctx, &cfg, &fs->host);
@@ -585,6 +588,7 @@ int main(int argc, char *argv[])
 		rc = run(&fs, &cmd);
 out_session:
 	fuse_session_destroy(fs.se);
+	fs_files_drop(&fs);
 	fs_inodes_drop(&fs);
 	dcdfs_host_free(fs.host);
 	dcdfs_unref(fs.ctx);
