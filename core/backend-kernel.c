@@ -837,7 +837,7 @@ static int check_claim(struct kernel_backend *k, const char *dev,
 	return set_error(-EBUSY, "the kernel gave another extent");
 }
 
-static int claim_open(struct kernel_backend *k, const char *dev)
+static int claim_open(struct kernel_backend *k, const char *dev, int flags)
 {
 	char path[PATH_LEN];
 	int fd;
@@ -845,7 +845,7 @@ static int claim_open(struct kernel_backend *k, const char *dev)
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", k->devdir, dev) >=
 	    sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0)
 		return set_error(-errno, "cannot open '%s': %s", path,
 				 strerror(errno));
@@ -937,7 +937,7 @@ static int kernel_mem_open(struct dcdfs_backend *be,
 	if (rc < 0)
 		return rc;
 	rc = write_driver(k, "bind", dev);
-	fd = rc < 0 ? rc : claim_open(k, dev);
+	fd = rc < 0 ? rc : claim_open(k, dev, O_RDWR);
 	if (fd >= 0)
 		rc = add_claim(k, ext[0].offset, dev);
 	if (fd < 0 || rc < 0) {
@@ -974,6 +974,35 @@ static void kernel_mem_close(struct dcdfs_backend *be,
 			return;
 		}
 	}
+}
+
+/* The claimed device again, for a client: it covers the allocation only. */
+static int kernel_mem_fds(struct dcdfs_backend *be,
+			  const struct dcdfs_extent *ext, size_t nr,
+			  bool writable, struct memmap_seg *segs,
+			  size_t *ret_nr)
+{
+	struct kernel_backend *k = to_k(be);
+	uint64_t size = 0;
+	int fd;
+
+	for (size_t i = 0; i < nr; i++)
+		size += ext[i].length;
+	guard(mutex)(&k->lock);
+	for (size_t i = 0; i < k->nr_claims; i++) {
+		/* The live device of the allocation, not an orphan. */
+		if (k->claims[i].offset != ext[0].offset ||
+		    !k->claims[i].dev[0] || k->claims[i].size != size)
+			continue;
+		fd = claim_open(k, k->claims[i].dev,
+				writable ? O_RDWR : O_RDONLY);
+		if (fd < 0)
+			return fd;
+		segs[0] = (struct memmap_seg){ fd, 0, size };
+		*ret_nr = 1;
+		return 0;
+	}
+	return set_error(-ENOENT, "no DAX device claimed for the allocation");
 }
 
 /*
@@ -1204,6 +1233,7 @@ static const struct dcdfs_backend_ops kernel_ops = {
 	.release = kernel_release,
 	.mem_open = kernel_mem_open,
 	.mem_close = kernel_mem_close,
+	.mem_fds = kernel_mem_fds,
 };
 
 static int parse_region(const char *name, unsigned int *ret)

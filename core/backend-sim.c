@@ -117,6 +117,25 @@ static int sim_mem_open(struct dcdfs_backend *be,
 	return 0;
 }
 
+static int sim_mem_fds(struct dcdfs_backend *be,
+		       const struct dcdfs_extent *extents, size_t nr,
+		       bool writable, struct memmap_seg *segs, size_t *ret_nr)
+{
+	for (size_t i = 0; i < nr; i++) {
+		int fd = simdev_mem_reopen(to_sim(be)->dev, &extents[i],
+					   writable);
+
+		if (fd < 0) {
+			while (i-- > 0)
+				(void) close(segs[i].fd);
+			return fd;
+		}
+		segs[i] = (struct memmap_seg){ fd, 0, extents[i].length };
+	}
+	*ret_nr = nr;
+	return 0;
+}
+
 static const struct dcdfs_backend_ops sim_ops = {
 	.name = "sim",
 	.close = sim_close,
@@ -130,6 +149,7 @@ static const struct dcdfs_backend_ops sim_ops = {
 	.ack = sim_ack,
 	.release = sim_release,
 	.mem_open = sim_mem_open,
+	.mem_fds = sim_mem_fds,
 };
 
 /* The default device is created on first use; a named one must exist. */

@@ -96,6 +96,15 @@ struct dcdfs_backend_ops {
 			struct memmap_seg *segs, size_t *ret_nr);
 	void (*mem_close)(struct dcdfs_backend *be,
 			  const struct dcdfs_extent *extents, size_t nr);
+	/*
+	 * Fresh descriptors of the memory of an allocation mapped by
+	 * mem_open, for a client to map itself: read-only unless @writable,
+	 * each reaching that allocation's memory and nothing else.  Fills
+	 * @segs like mem_open.  May be NULL: the memory cannot be handed out.
+	 */
+	int (*mem_fds)(struct dcdfs_backend *be,
+		       const struct dcdfs_extent *extents, size_t nr,
+		       bool writable, struct memmap_seg *segs, size_t *ret_nr);
 };
 
 struct dcdfs_backend {

@@ -66,6 +66,7 @@ struct dcdfs_alloc {
 	pthread_mutex_t map_lock;
 	struct memmap *map;
 	unsigned int map_users;
+	unsigned int direct;		/* atomic: client mappings */
 	/* Protected by host->idle_lock. */
 	TAILQ_ENTRY(dcdfs_alloc) idle_node;
 	bool idle;			/* on host->idle, holding a reference */

@@ -187,3 +187,55 @@ void host_maps_drain(struct dcdfs_host *host)
 {
 	idle_trim(host, true);
 }
+
+DCDFS_EXPORT int dcdfs_alloc_mem_fds(struct dcdfs_alloc *alloc, bool writable,
+				     struct dcdfs_mem_seg **ret,
+				     size_t *ret_nr)
+{
+	struct dcdfs_backend *be = alloc->host->be;
+	_cleanup_free_ struct dcdfs_extent *ext = alloc_extents(alloc);
+	_cleanup_free_ struct memmap_seg *segs = NULL;
+	struct dcdfs_mem_seg *v;
+	uint64_t pos = 0;
+	size_t nr = 0;
+	int rc;
+
+	if (!be->ops->mem_fds)
+		return -EOPNOTSUPP;
+	segs = calloc(alloc->nr_extents, sizeof(*segs));
+	v = calloc(alloc->nr_extents, sizeof(*v));
+	if (!ext || !segs || !v) {
+		free(v);
+		return -ENOMEM;
+	}
+	/* Under map_lock: the mapping, and so a claim, exists while pinned. */
+	scoped_guard(mutex, &alloc->map_lock) {
+		rc = alloc->map_users ? be->ops->mem_fds(be, ext,
+			alloc->nr_extents, writable, segs, &nr) : -EINVAL;
+	}
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		v[i] = (struct dcdfs_mem_seg){ segs[i].fd, pos, segs[i].offset,
+					       segs[i].length };
+		pos += segs[i].length;
+	}
+	*ret = v;
+	*ret_nr = nr;
+	return 0;
+}
+
+DCDFS_EXPORT void dcdfs_alloc_set_direct(struct dcdfs_alloc *alloc, bool on)
+{
+	if (on)
+		__atomic_add_fetch(&alloc->direct, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_sub_fetch(&alloc->direct, 1, __ATOMIC_RELAXED);
+}
+
+DCDFS_EXPORT bool dcdfs_alloc_is_direct(struct dcdfs_alloc *alloc)
+{
+	return __atomic_load_n(&alloc->direct, __ATOMIC_RELAXED) != 0;
+}

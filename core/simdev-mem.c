@@ -133,6 +133,29 @@ int simdev_mem_open(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext)
 	return take_fd(fd);
 }
 
+int simdev_mem_reopen(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext,
+		      bool writable)
+{
+	char name[MEM_NAME_LEN];
+	struct stat st;
+	_cleanup_close_ int fd = -1;
+
+	clear_error();
+	mem_file_name(ext->region, ext->offset, name, sizeof(name));
+	fd = openat(dev->mem_fd, name,
+		    (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return set_error(-errno, "cannot open memory '%s/%s': %s",
+				 dev->mem_path, name, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* Scrubbed (truncated) under us: the extent is being taken. */
+	if ((uint64_t)st.st_size != ext->length)
+		return set_error(-ENOENT, "memory '%s/%s' is gone",
+				 dev->mem_path, name);
+	return take_fd(fd);
+}
+
 int bell_ring(struct dcdfs_simdev *dev, const char *name)
 {
 	int fd;

@@ -193,4 +193,14 @@ int simdev_host_release(struct dcdfs_simdev *dev,
  */
 int simdev_mem_open(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext);
 
+/*
+ * simdev_mem_reopen() - open the memory of a held extent again, read-only
+ * unless @writable, for a client: never creates it, so the memory of an
+ * extent taken meanwhile is not brought back.
+ *
+ * Return: an fd, or a negative errno (-ENOENT: the extent is gone).
+ */
+int simdev_mem_reopen(struct dcdfs_simdev *dev, const struct dcdfs_extent *ext,
+		      bool writable);
+
 #endif /* DCDFS_SIMDEV_H */

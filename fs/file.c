@@ -14,18 +14,47 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "fs.h"
 
+struct open_file {
+	LIST_ENTRY(open_file) node;
+	struct dcdfs_alloc *alloc;	/* a reference and a pin */
+};
+
+static struct open_file *fh_of(struct fuse_file_info *fi)
+{
+	return (struct open_file *)(uintptr_t)fi->fh;
+}
+
 static struct dcdfs_alloc *fh_alloc(struct fuse_file_info *fi)
 {
-	return (struct dcdfs_alloc *)(uintptr_t)fi->fh;
+	return fh_of(fi)->alloc;
+}
+
+static void file_close(struct dcdfs_fs *fs, struct open_file *of)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	LIST_REMOVE(of, node);
+	pthread_mutex_unlock(&fs->open_lock);
+	dcdfs_alloc_unpin(of->alloc);
+	dcdfs_alloc_unref(of->alloc);
+	free(of);
+}
+
+/* At the end of the session: the opens whose RELEASE never came. */
+void fs_files_drop(struct dcdfs_fs *fs)
+{
+	while (!LIST_EMPTY(&fs->open_files))
+		file_close(fs, LIST_FIRST(&fs->open_files));
 }
 
 void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct dcdfs_fs *fs = fuse_req_userdata(req);
 	struct dcdfs_alloc *alloc;
+	struct open_file *of;
 	int rc;
 
 	if (ino == ROOT_INO) {
@@ -42,19 +71,23 @@ void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, -ENOENT);
 		return;
 	}
-	rc = dcdfs_alloc_pin(alloc);
+	of = calloc(1, sizeof(*of));
+	rc = of ? dcdfs_alloc_pin(alloc) : -ENOMEM;
 	if (rc < 0) {
+		free(of);
 		dcdfs_alloc_unref(alloc);
 		reply_err(req, rc);
 		return;
 	}
-	fi->fh = (uintptr_t)alloc;
-	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) < 0) {
-		/* No RELEASE will come for this open: undo it now. */
-		dcdfs_alloc_unpin(alloc);
-		dcdfs_alloc_unref(alloc);
-	}
+	of->alloc = alloc;
+	pthread_mutex_lock(&fs->open_lock);
+	LIST_INSERT_HEAD(&fs->open_files, of, node);
+	pthread_mutex_unlock(&fs->open_lock);
+	fi->fh = (uintptr_t)of;
+	/* A client mapping the memory itself writes around the cache. */
+	fi->keep_cache = !dcdfs_alloc_is_direct(alloc);
+	if (fuse_reply_open(req, fi) < 0)
+		file_close(fs, of);	/* no RELEASE will come for it */
 }
 
 void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -103,10 +136,7 @@ void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct dcdfs_alloc *alloc = fh_alloc(fi);
-
 	(void) ino;
-	dcdfs_alloc_unpin(alloc);
-	dcdfs_alloc_unref(alloc);
+	file_close(fuse_req_userdata(req), fh_of(fi));
 	reply_err(req, 0);
 }

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 
 #include <dcdfs/libdcdfs.h>
@@ -23,6 +24,8 @@
 #define READ_AHEAD (4u << 20)
 
 struct ino_tree;
+struct open_file;
+struct direct;
 
 /**
  * struct fs_opts - the command line
@@ -65,6 +68,15 @@ struct dcdfs_fs {
 	pthread_mutex_t ino_lock;
 	struct ino_tree *inodes;	/* see inode.c */
 
+	/*
+	 * Open files, each a pin: the kernel may not send every RELEASE
+	 * before the session ends (it queues them), so those left are
+	 * dropped at the end.  open_lock is a leaf lock.
+	 */
+	pthread_mutex_t open_lock;
+	LIST_HEAD(, open_file) open_files;
+
+	struct direct *direct;		/* see direct.c; NULL if off */
 	pthread_t event_thread;
 	pthread_t notify_thread;
 	bool threads_started;
@@ -97,6 +109,7 @@ void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	     struct fuse_file_info *fi);
 void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	      off_t off, struct fuse_file_info *fi);
+void fs_files_drop(struct dcdfs_fs *fs);
 void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -117,5 +130,9 @@ static inline void reply_err(fuse_req_t req, int rc)
 /* notify.c: the device event loop and the kernel cache notifier */
 int fs_threads_start(struct dcdfs_fs *fs);
 void fs_threads_stop(struct dcdfs_fs *fs);
+
+/* direct.c: handing allocations' memory to clients (libdcdfs-map) */
+int fs_direct_start(struct dcdfs_fs *fs);
+void fs_direct_stop(struct dcdfs_fs *fs);
 
 #endif /* DCDFS_FS_H */

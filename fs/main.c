@@ -439,7 +439,10 @@ static int attach(struct dcdfs_fs *fs, const struct fs_opts *opts,
 	fs->dir_mode = dir_mode_of(cfg.mode);
 	fs->mountpoint = mountpoint;
 	fs->mount_time = time(NULL);
-	rc = fs_inodes_init(fs);
+	LIST_INIT(&fs->open_files);
+	rc = pthread_mutex_init(&fs->open_lock, NULL) ? -ENOMEM : 0;
+	if (!rc)
+		rc = fs_inodes_init(fs);
 	if (rc < 0)
 		return rc;
 	rc = dcdfs_host_new(fs->ctx, &cfg, &fs->host);
@@ -510,10 +513,13 @@ static int run(struct dcdfs_fs *fs, const struct fuse_cmdline_opts *cmd)
 		fs_log(LOG_ERR, "cannot start threads");
 		goto out_unmount;
 	}
+	/* Without it, clients map through the page cache: not fatal. */
+	(void) fs_direct_start(fs);
 	daemonize_done();
 	notify_ready();
 	/* A positive return is the signal that ended the loop: a clean exit. */
 	rc = serve(fs, cmd) < 0 ? 1 : 0;
+	fs_direct_stop(fs);
 	fs_threads_stop(fs);
 out_unmount:
 	fuse_session_unmount(fs->se);
@@ -582,6 +588,7 @@ int main(int argc, char *argv[])
 		rc = run(&fs, &cmd);
 out_session:
 	fuse_session_destroy(fs.se);
+	fs_files_drop(&fs);
 	fs_inodes_drop(&fs);
 	dcdfs_host_free(fs.host);
 	dcdfs_unref(fs.ctx);

@@ -751,6 +751,44 @@ DCDFS_EXPORT int dcdfs_alloc_pin(struct dcdfs_alloc *alloc);
 DCDFS_EXPORT void dcdfs_alloc_unpin(struct dcdfs_alloc *alloc);
 
 /**
+ * struct dcdfs_mem_seg - a piece of an allocation's memory, for a client
+ * @fd: descriptor to map (the caller's to close)
+ * @file_offset: where the piece starts in the file
+ * @fd_offset: where it starts in @fd
+ * @length: its length
+ */
+struct dcdfs_mem_seg {
+	int fd;
+	uint64_t file_offset;
+	uint64_t fd_offset;
+	uint64_t length;
+};
+
+/**
+ * dcdfs_alloc_mem_fds() - descriptors of a pinned allocation's memory
+ * @writable: open them read-write; otherwise read-only
+ * @ret: the pieces in file order, covering the whole file (free() it)
+ *
+ * Each descriptor reaches this allocation's memory and nothing else.  The
+ * memory stays the allocation's while the caller's pin lasts.
+ *
+ * Return: 0, -EINVAL (not pinned), -EOPNOTSUPP (the backend cannot hand
+ * its memory out), -ENOENT (being taken), or the errno of the open.
+ */
+DCDFS_EXPORT int dcdfs_alloc_mem_fds(struct dcdfs_alloc *alloc, bool writable,
+				     struct dcdfs_mem_seg **ret,
+				     size_t *ret_nr);
+
+/**
+ * dcdfs_alloc_set_direct() - count a client mapping the memory itself
+ * @on: one more (true) or one fewer (false)
+ */
+DCDFS_EXPORT void dcdfs_alloc_set_direct(struct dcdfs_alloc *alloc, bool on);
+
+/** dcdfs_alloc_is_direct() - does a client map the memory itself? */
+DCDFS_EXPORT bool dcdfs_alloc_is_direct(struct dcdfs_alloc *alloc);
+
+/**
  * dcdfs_alloc_release() - give the allocation back (the host's own release)
  *
  * Return: 0, -EBUSY (pinned, or a release is already under way), -ENOENT
