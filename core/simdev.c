@@ -130,8 +130,7 @@ static const char *const sql_text[_SQL_MAX] = {
 		" THEN state ELSE 2 END WHERE id = ?1",
 	[SQL_SCRUB_INSERT] =
 		"INSERT OR IGNORE INTO scrub(region, start) VALUES (?1, ?2)",
-	[SQL_SCRUB_DELETE] = "DELETE FROM scrub WHERE region = ?1"
-			     " AND start = ?2",
+	[SQL_SCRUB_CLEAR] = "DELETE FROM scrub",
 	[SQL_SCRUB_ALL] = "SELECT region, start FROM scrub",
 	[SQL_USAGE] = "SELECT coalesce(sum(length) FILTER"
 		      " (WHERE chain IS NULL), 0),"
@@ -360,33 +359,28 @@ int scrub_locked(struct dcdfs_simdev *dev)
 	rc = tx_begin_locked(dev);
 	if (rc < 0)
 		return rc;
-	for (;;) {
-		unsigned int region;
-		uint64_t start;
+	/*
+	 * One pass, then the table is emptied: deleting each row by the
+	 * values read back never ends on a row whose values do not read back
+	 * as stored (a damaged database; found by fuzz_device).
+	 */
+	st = stmt_get_locked(dev, SQL_SCRUB_ALL);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		unsigned int region = (unsigned int)sqlite3_column_int(st, 0);
+		uint64_t start = (uint64_t)sqlite3_column_int64(st, 1);
 
-		st = stmt_get_locked(dev, SQL_SCRUB_ALL);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(st);
-			break;
-		}
-		region = (unsigned int)sqlite3_column_int(st, 0);
-		start = (uint64_t)sqlite3_column_int64(st, 1);
-		sqlite3_reset(st);
 		if (!extent_exists_locked(dev, region, start))
 			mem_scrub(dev, region, start);
-		st = stmt_get_locked(dev, SQL_SCRUB_DELETE);
-		sqlite3_bind_int(st, 1, (int)region);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)start);
-		rc = step_done_locked(dev, st);
-		if (rc < 0) {
-			tx_rollback_locked(dev);
-			return rc;
-		}
 	}
+	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		tx_rollback_locked(dev);
 		return sql_rc(dev, rc);
+	}
+	rc = step_done_locked(dev, stmt_get_locked(dev, SQL_SCRUB_CLEAR));
+	if (rc < 0) {
+		tx_rollback_locked(dev);
+		return rc;
 	}
 	return tx_commit_locked(dev);
 }
