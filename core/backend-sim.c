@@ -98,13 +98,19 @@ static int sim_release(struct dcdfs_backend *be,
 	return simdev_host_release(to_sim(be)->dev, extents, nr);
 }
 
-/* One memory file per extent. */
-static int sim_mem_open(struct dcdfs_backend *be,
-			const struct dcdfs_extent *extents, size_t nr,
-			struct memmap_seg *segs, size_t *ret_nr)
+/*
+ * One memory file per extent: the daemon's own (@client false), or fresh
+ * descriptors for a client, read-only unless @writable.
+ */
+static int mem_segs(struct dcdfs_backend *be,
+		    const struct dcdfs_extent *extents, size_t nr, bool client,
+		    bool writable, struct memmap_seg *segs, size_t *ret_nr)
 {
+	struct dcdfs_simdev *dev = to_sim(be)->dev;
+
 	for (size_t i = 0; i < nr; i++) {
-		int fd = simdev_mem_open(to_sim(be)->dev, &extents[i]);
+		int fd = client ? simdev_mem_reopen(dev, &extents[i], writable) :
+				  simdev_mem_open(dev, &extents[i]);
 
 		if (fd < 0) {
 			while (i-- > 0)
@@ -117,23 +123,18 @@ static int sim_mem_open(struct dcdfs_backend *be,
 	return 0;
 }
 
+static int sim_mem_open(struct dcdfs_backend *be,
+			const struct dcdfs_extent *extents, size_t nr,
+			struct memmap_seg *segs, size_t *ret_nr)
+{
+	return mem_segs(be, extents, nr, false, true, segs, ret_nr);
+}
+
 static int sim_mem_fds(struct dcdfs_backend *be,
 		       const struct dcdfs_extent *extents, size_t nr,
 		       bool writable, struct memmap_seg *segs, size_t *ret_nr)
 {
-	for (size_t i = 0; i < nr; i++) {
-		int fd = simdev_mem_reopen(to_sim(be)->dev, &extents[i],
-					   writable);
-
-		if (fd < 0) {
-			while (i-- > 0)
-				(void) close(segs[i].fd);
-			return fd;
-		}
-		segs[i] = (struct memmap_seg){ fd, 0, extents[i].length };
-	}
-	*ret_nr = nr;
-	return 0;
+	return mem_segs(be, extents, nr, true, writable, segs, ret_nr);
 }
 
 static const struct dcdfs_backend_ops sim_ops = {

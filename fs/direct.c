@@ -109,21 +109,11 @@ static void conn_close(struct direct *d, struct conn *c)
 static int send_msg(int fd, const void *buf, size_t len, const int *fds,
 		    size_t nr_fds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * DIRECT_MAX_FDS)] = { 0 };
+	char cbuf[DIRECT_CMSG_SPACE] = { 0 };
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (nr_fds) {
-		struct cmsghdr *cm;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nr_fds);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nr_fds);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nr_fds);
-	}
+	direct_attach_fds(&msg, cbuf, fds, nr_fds);
 	if (sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)len)
 		return errno ? -errno : -EIO;
 	return 0;
@@ -137,20 +127,29 @@ static int send_error(struct conn *c, int error)
 }
 
 /*
- * The pieces of [@off, @off + @len) from the allocation's memory, and their
- * descriptors; the rest of @segs' descriptors are closed.
+ * The pieces of the allocation's memory covering @req's range, and their
+ * descriptors (the caller's to close; free() both arrays).
  */
-static size_t clip(struct dcdfs_mem_seg *segs, size_t nr, uint64_t off,
-		   uint64_t len, struct direct_piece *pieces, int *fds)
+static int pieces_of(struct dcdfs_alloc *alloc, const struct direct_req *req,
+		     struct direct_piece **ret_pieces, int **ret_fds,
+		     size_t *ret_nr)
 {
-	size_t n = 0;
+	uint64_t off = req->offset, end = req->offset + req->length;
+	struct dcdfs_mem_seg *segs;
+	struct direct_piece *pieces;
+	size_t nr, n = 0;
+	int *fds, rc;
 
+	rc = dcdfs_alloc_mem_fds(alloc, req->prot & PROT_WRITE, &segs, &nr);
+	if (rc < 0)
+		return rc;
+	pieces = calloc(nr, sizeof(*pieces));
+	fds = calloc(nr, sizeof(*fds));
 	for (size_t i = 0; i < nr; i++) {
 		uint64_t s = segs[i].file_offset, e = s + segs[i].length;
-		uint64_t from = off > s ? off : s;
-		uint64_t to = off + len < e ? off + len : e;
+		uint64_t from = off > s ? off : s, to = end < e ? end : e;
 
-		if (from >= to) {
+		if (!pieces || !fds || from >= to) {
 			(void) close(segs[i].fd);
 			continue;
 		}
@@ -161,7 +160,16 @@ static size_t clip(struct dcdfs_mem_seg *segs, size_t nr, uint64_t off,
 		};
 		fds[n++] = segs[i].fd;
 	}
-	return n;
+	free(segs);
+	if (!pieces || !fds) {
+		free(pieces);
+		free(fds);
+		return -ENOMEM;
+	}
+	*ret_pieces = pieces;
+	*ret_fds = fds;
+	*ret_nr = n;
+	return 0;
 }
 
 /* Is @fd an open file of this mount that allows @prot?  Its inode, if so. */
@@ -199,13 +207,12 @@ static int do_map(struct direct *d, struct conn *c,
 {
 	struct direct_reply r = { .magic = DIRECT_MAGIC };
 	long page = sysconf(_SC_PAGESIZE);
-	struct dcdfs_mem_seg *segs = NULL;
 	struct direct_piece *pieces = NULL;
 	struct dcdfs_alloc *alloc;
-	struct grant *g = NULL;
-	int *fds = NULL, rc;
-	size_t nr = 0, n = 0;
+	struct grant *g;
 	fuse_ino_t ino = 0;
+	int *fds = NULL, rc;
+	size_t n = 0;
 
 	if (fd < 0)
 		return send_error(c, -EBADF);
@@ -221,67 +228,49 @@ static int do_map(struct direct *d, struct conn *c,
 	alloc = fs_inode_get(d->fs, ino);
 	if (!alloc)
 		return send_error(c, -ENOENT);
-	if (req->offset >= dcdfs_alloc_get_size(alloc) ||
-	    req->length > dcdfs_alloc_get_size(alloc) - req->offset) {
-		dcdfs_alloc_unref(alloc);
-		return send_error(c, -ENXIO);
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		rc = -ENOMEM;
+	else if (req->offset >= dcdfs_alloc_get_size(alloc) ||
+		 req->length > dcdfs_alloc_get_size(alloc) - req->offset)
+		rc = -ENXIO;
+	else
+		rc = dcdfs_alloc_pin(alloc);
+	if (!rc) {
+		rc = pieces_of(alloc, req, &pieces, &fds, &n);
+		if (rc < 0)
+			dcdfs_alloc_unpin(alloc);
 	}
-	rc = dcdfs_alloc_pin(alloc);
 	if (rc < 0) {
+		free(g);
 		dcdfs_alloc_unref(alloc);
 		return send_error(c, rc);
 	}
-	rc = dcdfs_alloc_mem_fds(alloc, req->prot & PROT_WRITE, &segs, &nr);
-	if (!rc) {
-		pieces = calloc(nr, sizeof(*pieces));
-		fds = calloc(nr, sizeof(*fds));
-		g = calloc(1, sizeof(*g));
-		if (!pieces || !fds || !g) {
-			for (size_t i = 0; i < nr; i++)
-				(void) close(segs[i].fd);
-			rc = -ENOMEM;
-		}
-	}
-	if (!rc) {
-		n = clip(segs, nr, req->offset, req->length, pieces, fds);
-		g->id = ++c->next_id;
-		g->ino = ino;
-		g->alloc = alloc;
-		r.grant = g->id;
-		r.nr_pieces = (uint32_t)n;
-		/* Drop what a read() could find cached, then hand it out. */
-		dcdfs_alloc_set_direct(alloc, true);
-		(void) fuse_lowlevel_notify_inval_inode(d->fs->se, ino, 0, 0);
-		rc = send_msg(c->fd, &r, sizeof(r), NULL, 0);
-		for (size_t i = 0; !rc && i < n; i += DIRECT_MAX_FDS) {
-			size_t k = n - i < DIRECT_MAX_FDS ? n - i :
-							    DIRECT_MAX_FDS;
 
-			rc = send_msg(c->fd, &pieces[i], k * sizeof(*pieces),
-				      &fds[i], k);
-		}
-		for (size_t i = 0; i < n; i++)
-			(void) close(fds[i]);
-		if (!rc) {
-			LIST_INSERT_HEAD(&c->grants, g, node);
-			c->nr_grants++;
-			g = NULL;
-		} else {
-			dcdfs_alloc_set_direct(alloc, false);
-		}
-	} else {
-		rc = send_error(c, rc) ? : 1;
+	/*
+	 * The grant is the connection's from here: if the reply cannot be
+	 * sent, the connection closes and conn_close() ends the grant.
+	 */
+	*g = (struct grant){ .id = ++c->next_id, .ino = ino, .alloc = alloc };
+	LIST_INSERT_HEAD(&c->grants, g, node);
+	c->nr_grants++;
+	/* Drop what a read() could find cached, then hand the memory out. */
+	dcdfs_alloc_set_direct(alloc, true);
+	(void) fuse_lowlevel_notify_inval_inode(d->fs->se, ino, 0, 0);
+	r.grant = g->id;
+	r.nr_pieces = (uint32_t)n;
+	rc = send_msg(c->fd, &r, sizeof(r), NULL, 0);
+	for (size_t i = 0; !rc && i < n; i += DIRECT_MAX_FDS) {
+		size_t k = n - i < DIRECT_MAX_FDS ? n - i : DIRECT_MAX_FDS;
+
+		rc = send_msg(c->fd, &pieces[i], k * sizeof(*pieces), &fds[i],
+			      k);
 	}
-	if (rc) {
-		dcdfs_alloc_unpin(alloc);
-		dcdfs_alloc_unref(alloc);
-	}
-	free(g);
+	for (size_t i = 0; i < n; i++)
+		(void) close(fds[i]);
 	free(fds);
 	free(pieces);
-	free(segs);
-	/* A refused request is answered; only a failed send ends the client. */
-	return rc > 0 ? 0 : rc;
+	return rc;
 }
 
 static int do_unmap(struct direct *d, struct conn *c,
@@ -301,7 +290,7 @@ static int do_unmap(struct direct *d, struct conn *c,
 /* One request; a negative return ends the connection. */
 static int conn_serve(struct direct *d, struct conn *c)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * DIRECT_MAX_FDS)];
+	char cbuf[DIRECT_CMSG_SPACE];
 	struct direct_req req;
 	struct iovec iov = { &req, sizeof(req) };
 	struct msghdr msg = {

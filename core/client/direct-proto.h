@@ -16,6 +16,8 @@
 #define DCDFS_DIRECT_PROTO_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 #define DIRECT_MAGIC 0x78646364u	/* "dcdx" */
 #define DIRECT_VERSION 1
@@ -69,5 +71,28 @@ struct direct_piece {
 	uint64_t fd_offset;
 	uint64_t length;
 };
+
+/* Room for the control data of a message with DIRECT_MAX_FDS descriptors. */
+#define DIRECT_CMSG_SPACE CMSG_SPACE(sizeof(int) * DIRECT_MAX_FDS)
+
+/*
+ * direct_attach_fds() - pass @nr descriptors (at most DIRECT_MAX_FDS) with
+ * @msg, in @cbuf (DIRECT_CMSG_SPACE bytes, zeroed); nothing if @nr is 0.
+ */
+static inline void direct_attach_fds(struct msghdr *msg, char *cbuf,
+				     const int *fds, size_t nr)
+{
+	struct cmsghdr *cm;
+
+	if (!nr)
+		return;
+	msg->msg_control = cbuf;
+	msg->msg_controllen = CMSG_SPACE(sizeof(int) * nr);
+	cm = CMSG_FIRSTHDR(msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nr);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nr);
+}
 
 #endif /* DCDFS_DIRECT_PROTO_H */

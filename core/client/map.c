@@ -204,22 +204,12 @@ static int conn_get(dev_t dev, struct conn **ret)
 
 static int send_req(struct conn *c, const struct direct_req *req, int fd)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	char cbuf[DIRECT_CMSG_SPACE] = { 0 };
 	struct iovec iov = { (void *)req, sizeof(*req) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = sizeof(cbuf);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
+	direct_attach_fds(&msg, cbuf, &fd, fd >= 0);
 	do {
 		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
@@ -230,7 +220,7 @@ static int send_req(struct conn *c, const struct direct_req *req, int fd)
 static ssize_t recv_msg(struct conn *c, void *buf, size_t len, int *fds,
 			size_t max_fds, size_t *ret_nr)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * DIRECT_MAX_FDS)];
+	char cbuf[DIRECT_CMSG_SPACE];
 	struct iovec iov = { buf, len };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,

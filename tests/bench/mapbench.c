@@ -33,6 +33,8 @@
 
 #include <dcdfs/map.h>
 
+#include "smaps.h"
+
 #define NR_SIDES 3
 #define NR_LOOPS 4
 #define RAND_OPS (8u << 20)
@@ -124,32 +126,6 @@ static double run_loop(int loop, uint8_t *p, size_t size, bool fuse)
 	return loop < 2 ? (double)size / (1 << 20) / t : ops / 1e6 / t;
 }
 
-/* kB of [p, p + size) mapped in 2 MiB pages (PMD or hugetlb). */
-static unsigned long huge_kb(const void *p, size_t size)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	uintptr_t a = (uintptr_t)p, e = a + size;
-	unsigned long total = 0, s, t, v;
-	char line[256];
-	int in = 0;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &t) == 2 &&
-		    strchr(line, '-') < strchr(line, ' ')) {
-			in = s < e && t > a;
-			continue;
-		}
-		if (in && (sscanf(line, "FilePmdMapped: %lu kB", &v) == 1 ||
-			   sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1 ||
-			   sscanf(line, "Shared_Hugetlb: %lu kB", &v) == 1 ||
-			   sscanf(line, "Private_Hugetlb: %lu kB", &v) == 1))
-			total += v;
-	}
-	if (f)
-		fclose(f);
-	return total;
-}
-
 /* First touch: write then read every page; report the faults it took. */
 static void warm(const char *side, uint8_t *p, size_t size)
 {
@@ -166,7 +142,7 @@ static void warm(const char *side, uint8_t *p, size_t size)
 	printf("%-7s first touch: %ld faults for %zu MiB (%.1f KiB per fault),"
 	       " %lu MiB in 2 MiB pages, %.0f ms\n", side, faults, size >> 20,
 	       faults ? (double)size / 1024 / (double)faults : 0.0,
-	       huge_kb(p, size) >> 10, t * 1e3);
+	       smaps_huge_kb(p, size) >> 10, t * 1e3);
 	sink += seq_read((const uint64_t *)p, size / 8);
 }
 

@@ -54,6 +54,7 @@
 
 #include "direct-proto.h"
 #include "pattern.h"
+#include "smaps.h"
 
 static const char *path;
 static int fd = -1;
@@ -71,6 +72,20 @@ static void on_bus(int sig)
 static void on_usr1(int sig)
 {
 	(void) sig;
+}
+
+/* Print @line, then wait for SIGUSR1. */
+static void wait_usr1(const char *line)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	printf("%s\n", line);
+	fflush(stdout);
+	sigwait(&set, &sig);
 }
 
 /* OP's fields after the name, split at ':' (in place). */
@@ -103,7 +118,6 @@ static void shape(void)
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
 	uintptr_t a = (uintptr_t)addr, e = a + map_len, next = a;
-	int vmas = 0;
 	bool fuse = false;
 
 	while (f && fgets(line, sizeof(line), f)) {
@@ -114,7 +128,6 @@ static void shape(void)
 		if (s != next)
 			break;
 		next = t;
-		vmas++;
 		if (strstr(line, path))
 			fuse = true;
 	}
@@ -126,36 +139,6 @@ static void shape(void)
 		printf("shape: %s, %s, device memory\n",
 		       next == e ? "contiguous" : "holes",
 		       a % (2u << 20) == 0 ? "2M-aligned" : "not 2M-aligned");
-	(void) vmas;
-}
-
-/* kB of the mapping's memory mapped with PMDs (or hugetlb pages). */
-static unsigned long huge_kb(void)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	uintptr_t a = (uintptr_t)addr, e = a + map_len;
-	unsigned long total = 0, s, t, v;
-	bool in = false;
-	char line[256];
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &s, &t) == 2 && strchr(line, '-') <
-		    strchr(line, ' ')) {
-			in = s < e && t > a;
-			continue;
-		}
-		if (!in)
-			continue;
-		if (sscanf(line, "FilePmdMapped: %lu kB", &v) == 1 ||
-			 sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1)
-			total += v;
-		else if (sscanf(line, "Shared_Hugetlb: %lu kB", &v) == 1 ||
-			 sscanf(line, "Private_Hugetlb: %lu kB", &v) == 1)
-			total += v;
-	}
-	if (f)
-		fclose(f);
-	return total;
 }
 
 static void touch(void)
@@ -168,7 +151,7 @@ static void touch(void)
 		*(volatile uint8_t *)(addr + i);
 	getrusage(RUSAGE_SELF, &r1);
 	faults = (unsigned long)(r1.ru_minflt - r0.ru_minflt);
-	kb = huge_kb();
+	kb = smaps_huge_kb(addr, map_len);
 	/* Faults go to stderr: a sanitizer's shadow memory takes some too. */
 	printf("touch: %s of the mapping in 2 MiB pages\n",
 	       kb * 1024 == map_len ? "all" : kb ? "part" : "none");
@@ -200,29 +183,19 @@ static int connect_daemon(void)
 static int ask(int s, const struct direct_req *req, size_t len,
 	       const int *fds, size_t nr, uint64_t *ret_grant)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 4)] = { 0 };
+	char cbuf[DIRECT_CMSG_SPACE] = { 0 };
 	struct iovec iov = { (void *)req, len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct direct_reply r;
 	char junk[4096];
 
-	if (nr) {
-		struct cmsghdr *cm;
-
-		msg.msg_control = cbuf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nr);
-		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nr);
-		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nr);
-	}
+	direct_attach_fds(&msg, cbuf, fds, nr);
 	if (sendmsg(s, &msg, MSG_NOSIGNAL) < 0)
 		return -errno;
 	if (recv(s, &r, sizeof(r), 0) != sizeof(r))
 		return -EPIPE;
 	for (uint32_t i = 0; !r.error && i < r.nr_pieces; i += DIRECT_MAX_FDS) {
-		char c2[CMSG_SPACE(sizeof(int) * DIRECT_MAX_FDS)];
+		char c2[DIRECT_CMSG_SPACE];
 		struct iovec v = { junk, sizeof(junk) };
 		struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1,
 				    .msg_control = c2,
@@ -434,25 +407,9 @@ static void run(char *op)
 	} else if (!strcmp(op, "touch")) {
 		touch();
 	} else if (!strcmp(op, "hold")) {
-		sigset_t set;
-		int sig;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		printf("holding\n");
-		fflush(stdout);
-		sigwait(&set, &sig);
+		wait_usr1("holding");
 	} else if (!strcmp(op, "probe")) {
-		sigset_t set;
-		int sig;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGUSR1);
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		printf("mapped\n");
-		fflush(stdout);
-		sigwait(&set, &sig);
+		wait_usr1("mapped");
 		signal(SIGBUS, on_bus);
 		if (sigsetjmp(bus_jmp, 1)) {
 			printf("SIGBUS\n");
